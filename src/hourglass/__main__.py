@@ -1,0 +1,3 @@
+from hourglass.cli import main
+
+main()

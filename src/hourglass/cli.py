@@ -1,0 +1,106 @@
+"""Command-line interface: parses arguments and calls engine/deploy; no logic of its own.
+
+Expected errors (bad files, bad settings) print one line to stderr and exit with status 1 or 2, without
+a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="hourglass",
+    help="Stacked Hourglass Networks for 2D keypoint estimation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+InputSize = Annotated[
+    tuple[int, int, int] | None,
+    typer.Option(
+        "--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"
+    ),
+]
+
+
+def run_guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn``; expected errors (ValueError, OSError, KeyError) become one message and exit status 1."""
+    try:
+        return fn()
+    except (ValueError, OSError, KeyError) as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def summary(
+    model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
+    input_size: InputSize = None,
+    depth: Annotated[int, typer.Option(help="nesting depth of the layer table")] = 3,
+) -> None:
+    """Layer table with output shapes and parameters (torchinfo), total parameters and multiply-adds."""
+    from hourglass.engine.inspect import default_input_size, summarize
+    from hourglass.models import create_model
+
+    def go() -> None:
+        net = create_model(model)
+        s = summarize(net, input_size or default_input_size(net), depth=depth)
+        console.print(s.table, highlight=False, soft_wrap=True)
+        console.print(f"Input size: {' x '.join(map(str, s.input_size))}")
+        console.print(f"Total parameters: {s.parameters:,}")
+        console.print(f"Multiply-adds (torch.utils.flop_counter, convolutions): {s.macs / 1e9:.2f} G")
+
+    run_guarded(go)
+
+
+@app.command()
+def probe(
+    model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
+    layer: Annotated[list[str], typer.Option("--layer", help="dotted layer name, repeatable")],
+    input_size: InputSize = None,
+) -> None:
+    """Run one forward pass with hooks and print each named layer's output shape."""
+    from hourglass.engine.inspect import default_input_size
+    from hourglass.engine.inspect import probe as probe_layers
+    from hourglass.models import create_model
+
+    def go() -> None:
+        net = create_model(model)
+        shapes = probe_layers(net, layer, input_size or default_input_size(net))
+        for name in layer:
+            console.print(f"{name}\t{tuple(shapes[name])}", highlight=False)
+
+    run_guarded(go)
+
+
+@app.command("list-models")
+def list_models_cmd() -> None:
+    """Names of the model presets."""
+    from hourglass.models import list_models
+
+    for name in list_models():
+        console.print(name)
+
+
+@app.command()
+def demo() -> None:
+    """The main job (see README)."""
+    from hourglass.engine.walkthrough import run_walkthrough
+
+    run_guarded(lambda: run_walkthrough(console.print))
+    summary("hg2", None, 1)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point (``hourglass`` and ``python -m hourglass``)."""
+    return app(args=argv if argv is not None else sys.argv[1:], prog_name="hourglass")

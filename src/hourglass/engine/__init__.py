@@ -1,0 +1,1 @@
+"""Engine: the one place that wires models, data, losses and metrics together."""

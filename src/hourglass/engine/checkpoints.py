@@ -1,0 +1,163 @@
+"""Checkpoints: one ``.safetensors`` file of weights whose header carries everything needed to rebuild.
+
+The header metadata (``safetensors`` string map) holds ``format`` and ``hourglass``, the latter a JSON
+object with at least::
+
+    {"model": {"name": "hg2", "kwargs": {...}},   # create_model(name, **kwargs) rebuilds it
+     "data": {...},                               # codec and skeleton settings used in training
+     "step": int, "epoch": int, "metrics": {...}}
+
+so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
+atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
+previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorsError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from hourglass.models import create_model
+
+FORMAT = "hourglass/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what was expected."""
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    Nothing is left at ``path`` (and any previous file stays intact) if ``write`` raises.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: Mapping[str, Any]) -> Path:
+    """Write ``model``'s state dict and ``meta`` (JSON-serialisable, with a ``model`` entry) atomically."""
+    if "model" not in meta or "name" not in meta["model"]:
+        raise CheckpointError(f"{path}: checkpoint metadata needs a 'model' entry with a 'name'")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    header = {"format": FORMAT, "hourglass": json.dumps(dict(meta), sort_keys=True)}
+    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, without reading its tensors."""
+    path = _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorsError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable .safetensors checkpoint ({err})") from err
+    if header.get("format") != FORMAT or "hourglass" not in header:
+        raise CheckpointError(
+            f"{path}: a .safetensors file without hourglass metadata (expected format {FORMAT!r}); "
+            "convert foreign weights with `hourglass convert`"
+        )
+    return json.loads(header["hourglass"])
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint`."""
+    meta = read_metadata(path)
+    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    return state, meta
+
+
+def build_model(meta: Mapping[str, Any]) -> nn.Module:
+    """The (untrained) model described by a checkpoint's ``meta['model']``."""
+    spec = meta["model"]
+    return create_model(spec["name"], **spec.get("kwargs", {}))
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    expect: Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
+
+    ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
+    checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
+    """
+    state, meta = load_checkpoint(path, map_location)
+    if expect:
+        check_compatible(path, meta, expect)
+    model = build_model(meta)
+    load_state(path, model, state)
+    return model.to(map_location).eval(), meta
+
+
+def check_compatible(
+    path: str | os.PathLike[str], meta: Mapping[str, Any], expect: Mapping[str, Any]
+) -> None:
+    """Refuse a checkpoint whose architecture differs from ``expect`` (``{"name": ..., "num_joints": ...}``)."""
+    have = {"name": meta["model"]["name"], **meta["model"].get("kwargs", {})}
+    for key, want in expect.items():
+        if key in have and have[key] != want:
+            raise CheckpointError(
+                f"{path}: checkpoint has {key}={have[key]!r} but {want!r} was expected; "
+                "it was trained for another architecture or joint count"
+            )
+
+
+def load_state(path: str | os.PathLike[str], model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)``, strict, with an error that names missing, unexpected or misshaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or misshaped:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+        if misshaped:
+            parts.append(f"shape mismatch (checkpoint vs model) {'; '.join(misshaped[:5])}")
+        raise CheckpointError(f"{path}: weights do not fit the model: {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True)
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80" or head == b"PK":
+        raise CheckpointError(
+            f"{path}: a pickled PyTorch checkpoint; those can run arbitrary code when loaded and are "
+            "refused. Use a .safetensors checkpoint (or `hourglass convert` for foreign weights)"
+        )
+    return path

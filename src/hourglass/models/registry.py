@@ -1,0 +1,76 @@
+"""Named model presets, timm-style: each preset only sets arguments and calls one builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from .blocks import ResidualBlock
+from .hourglass import Hourglass
+from .stacked import StackedHourglass
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``fn`` under its name with ``_`` written as ``-`` (``hourglass_module`` -> ``hourglass-module``)."""
+    _REGISTRY[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build the preset ``name`` with keyword ``overrides`` of its arguments.
+
+    Example:
+        >>> net = create_model("hg2", num_joints=17)
+        >>> net.num_joints
+        17
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name](**overrides)
+
+
+def _stacked(num_stacks: int, **kwargs: Any) -> StackedHourglass:
+    args: dict[str, Any] = dict(num_stacks=num_stacks, num_joints=16, num_channels=256, depth=4)
+    args.update(kwargs)
+    return StackedHourglass(**args)
+
+
+@register_model
+def hg1(**kwargs: Any) -> StackedHourglass:
+    """1-stack official network: 3.43M parameters, 5.15 G multiply-adds at 256x256."""
+    return _stacked(1, **kwargs)
+
+
+@register_model
+def hg2(**kwargs: Any) -> StackedHourglass:
+    """2-stack official network: 6.57M parameters, 8.33 G multiply-adds at 256x256."""
+    return _stacked(2, **kwargs)
+
+
+@register_model
+def hg4(**kwargs: Any) -> StackedHourglass:
+    """4-stack official network: 12.86M parameters, 14.70 G multiply-adds at 256x256."""
+    return _stacked(4, **kwargs)
+
+
+@register_model
+def hg8(**kwargs: Any) -> StackedHourglass:
+    """8-stack official network (the paper's MPII model): 25.43M parameters, 27.44 G multiply-adds."""
+    return _stacked(8, **kwargs)
+
+
+@register_model
+def hourglass_module(**kwargs: Any) -> Hourglass:
+    """The seed's module: ``Hourglass(ResidualBlock)``, 256 channels, depth 4, 3 bottom blocks."""
+    args: dict[str, Any] = dict(block=ResidualBlock, num_channels=256, depth=4, num_bottom_blocks=3)
+    args.update(kwargs)
+    return Hourglass(**args)
