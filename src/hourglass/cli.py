@@ -27,9 +27,7 @@ T = TypeVar("T")
 
 InputSize = Annotated[
     tuple[int, int, int] | None,
-    typer.Option(
-        "--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"
-    ),
+    typer.Option("--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"),
 ]
 
 

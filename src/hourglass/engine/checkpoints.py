@@ -114,9 +114,7 @@ def load_model(
     return model.to(map_location).eval(), meta
 
 
-def check_compatible(
-    path: str | os.PathLike[str], meta: Mapping[str, Any], expect: Mapping[str, Any]
-) -> None:
+def check_compatible(path: str | os.PathLike[str], meta: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
     """Refuse a checkpoint whose architecture differs from ``expect`` (``{"name": ..., "num_joints": ...}``)."""
     have = {"name": meta["model"]["name"], **meta["model"].get("kwargs", {})}
     for key, want in expect.items():

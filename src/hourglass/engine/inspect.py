@@ -61,9 +61,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3
     return Summary(str(stats), count_parameters(model), count_macs(model, input_size), input_size)
 
 
-def probe(
-    model: nn.Module, layers: list[str], input_size: tuple[int, int, int]
-) -> dict[str, tuple[int, ...]]:
+def probe(model: nn.Module, layers: list[str], input_size: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:
     """Run one forward pass on ``rand(1, *input_size)`` and return each named layer's output shape.
 
     Layer names are dotted paths as in ``model.named_modules()`` (e.g. ``midconv_1.conv2``). A layer run

@@ -14,6 +14,9 @@ from torch import nn
 NormLayer = Callable[[int], nn.Module]
 Activation = Callable[[], nn.Module]
 
+relu_inplace: Activation = partial(nn.ReLU, inplace=True)
+"""The default activation: ``nn.ReLU(inplace=True)``, as in the seed."""
+
 
 class ResidualBlock(nn.Module):
     """Pre-activation bottleneck: BN-ReLU-1x1 (C -> C/2), BN-ReLU-3x3, BN-ReLU-1x1 (C/2 -> C), plus skip.
@@ -46,7 +49,7 @@ class ResidualBlock(nn.Module):
         num_channels: int = 256,
         out_channels: int | None = None,
         norm_layer: NormLayer = nn.BatchNorm2d,
-        activation: Activation = partial(nn.ReLU, inplace=True),
+        activation: Activation = relu_inplace,
     ) -> None:
         super().__init__()
         out_channels = num_channels if out_channels is None else out_channels

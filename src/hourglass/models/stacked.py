@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ._checks import check_image_batch
-from .blocks import Activation, NormLayer, ResidualBlock
+from .blocks import Activation, NormLayer, ResidualBlock, relu_inplace
 from .hourglass import Hourglass
 
 
@@ -61,7 +61,7 @@ class StackedHourglass(nn.Module):
         num_bottom_blocks: int = 1,
         in_channels: int = 3,
         norm_layer: NormLayer = nn.BatchNorm2d,
-        activation: Activation = partial(nn.ReLU, inplace=True),
+        activation: Activation = relu_inplace,
     ) -> None:
         super().__init__()
         if num_stacks < 1:
@@ -105,9 +105,7 @@ class StackedHourglass(nn.Module):
         )
         self.heads = nn.ModuleList(nn.Conv2d(c, num_joints, kernel_size=1) for _ in range(num_stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(c, c, kernel_size=1) for _ in range(num_stacks - 1))
-        self.merge_heatmaps = nn.ModuleList(
-            nn.Conv2d(num_joints, c, kernel_size=1) for _ in range(num_stacks - 1)
-        )
+        self.merge_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, c, kernel_size=1) for _ in range(num_stacks - 1))
 
     @property
     def input_multiple(self) -> int:
