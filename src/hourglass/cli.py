@@ -76,7 +76,7 @@ def probe(
         net = create_model(model)
         shapes = probe_layers(net, layer, input_size or default_input_size(net))
         for name in layer:
-            console.print(f"{name}\t{tuple(shapes[name])}", highlight=False)
+            typer.echo(f"{name}\t{tuple(shapes[name])}")
 
     run_guarded(go)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -25,15 +26,12 @@ def count_macs(model: nn.Module, input_size: tuple[int, int, int], batch: int = 
     """Multiply-adds of one forward pass at ``(batch, *input_size)``, by ``torch.utils.flop_counter``.
 
     torch counts 2 FLOPs per multiply-add of convolutions and matmuls (normalisation, activation, pooling
-    and additions are not counted); this returns half of its total.
+    and additions are not counted); this returns half of its total. The pass runs on a copy of the model
+    on the ``meta`` device, so it costs no arithmetic and leaves ``model`` untouched.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.zeros(batch, *input_size))
-    finally:
-        model.train(was_training)
+    shadow = copy.deepcopy(model).to("meta").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        shadow(torch.zeros(batch, *input_size, device="meta"))
     return counter.get_total_flops() // 2
 
 
@@ -54,6 +52,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3
         input_size=(1, *input_size),
         depth=depth,
         col_names=("output_size", "num_params"),
+        row_settings=("var_names",),
         device="cpu",
         mode="eval",
         verbose=0,
