@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from conftest import REPO_ROOT
-
 from hourglass import create_model
 from hourglass.engine.inspect import probe
 

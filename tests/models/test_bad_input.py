@@ -44,5 +44,5 @@ def test_hourglass_rejects_bad_shapes_before_computing() -> None:
 
 
 def test_non_tensor_input() -> None:
-    with pytest.raises(ValueError, match="expected a torch.Tensor"):
+    with pytest.raises(ValueError, match=r"expected a torch\.Tensor"):
         create_model("hg1", num_channels=16)([[1.0]])

@@ -33,7 +33,7 @@ def test_forward_backward_every_parameter_gets_gradient(name: str) -> None:
 
 def test_list_models_and_unknown_name() -> None:
     assert hourglass.list_models() == ["hg1", "hg2", "hg4", "hg8", "hourglass-module"]
-    with pytest.raises(ValueError, match="unknown model 'hg3'.*hg1, hg2"):
+    with pytest.raises(ValueError, match=r"unknown model 'hg3'.*hg1, hg2"):
         hourglass.create_model("hg3")
 
 
