@@ -1,0 +1,35 @@
+"""Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
+
+from .codec import HeatmapCodec, flip_back, flip_keypoints
+from .errors import DataError
+from .skeletons import COCO_17, MPII_16, Skeleton, get_skeleton, skeleton_spec
+from .transforms import (
+    Augmentation,
+    AugmentParams,
+    box_to_center_scale,
+    colour_jitter,
+    get_affine_matrix,
+    mirror_matrix,
+    transform_points,
+    warp_image,
+)
+
+__all__ = [
+    "COCO_17",
+    "MPII_16",
+    "AugmentParams",
+    "Augmentation",
+    "DataError",
+    "HeatmapCodec",
+    "Skeleton",
+    "box_to_center_scale",
+    "colour_jitter",
+    "flip_back",
+    "flip_keypoints",
+    "get_affine_matrix",
+    "get_skeleton",
+    "mirror_matrix",
+    "skeleton_spec",
+    "transform_points",
+    "warp_image",
+]
