@@ -99,6 +99,32 @@ def demo() -> None:
     summary("hg2", None, 1)
 
 
+@app.command("eval-mpii")
+def eval_mpii(
+    preds: Annotated[str, typer.Option("--preds", help="predictions .mat/.h5 with preds (N,16,2), 1-based")],
+    gt: Annotated[str, typer.Option("--gt", help="gt_valid.mat-style ground truth")],
+    protocol: Annotated[
+        str,
+        typer.Option("--protocol", help="official (MATLAB evaluatePCKh.m), bearpaw or hrnet (their scripts)"),
+    ] = "official",
+    threshold: Annotated[float, typer.Option("--threshold", help="PCKh threshold (fraction of head size)")] = 0.5,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
+) -> None:
+    """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth."""
+    import json
+
+    from hourglass.engine.mpii_eval import evaluate_mpii_files, pckh_table
+
+    def go() -> None:
+        scores = evaluate_mpii_files(preds, gt, protocol, threshold)
+        if as_json:
+            print(json.dumps(scores))
+        else:
+            console.print(pckh_table(scores, f"PCKh@{threshold:g} ({protocol}) of {preds}"))
+
+    run_guarded(go)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point (``hourglass`` and ``python -m hourglass``)."""
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="hourglass")

@@ -1,0 +1,173 @@
+"""Scoring MPII prediction files against a ``gt_valid.mat``-style ground truth (``hourglass eval-mpii``).
+
+File reading lives here; the maths is in :mod:`hourglass.metrics.mpii`. Both files use 1-based MATLAB pixel
+coordinates (the official evaluation's convention; our own predictions are 0-based and gain 1 when saved
+for MPII, as HRNet does).
+
+Predictions: a ``.mat`` (MATLAB v5, or v7.3 which is HDF5) or ``.h5`` file holding ``preds`` ``(N, 16, 2)``,
+or a ``gt_valid.mat``-style file's ``pos_pred_src`` ``(16, 2, N)``. Ground truth: ``pos_gt_src`` ``(16, 2, N)``,
+``jnt_missing`` ``(16, N)`` (1 = not annotated), ``headboxes_src`` ``(2, 2, N)``, optionally ``dataset_joints``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hourglass.metrics.mpii import (
+    MPII_NUM_JOINTS,
+    PCKH_COLUMNS,
+    Protocol,
+    check_protocol,
+    mpii_head_size,
+    mpii_pckh_report,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+MPII_FILE_JOINTS = (
+    "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
+    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
+)  # fmt: skip
+_MAT73_MAGIC = b"MATLAB 7.3 MAT-file"
+
+
+@dataclass(frozen=True)
+class MPIIGroundTruth:
+    """One ``gt_valid.mat``: ``keypoints`` ``(N, 16, 2)``, ``visible`` ``(N, 16)`` (annotated), ``head_size`` ``(N,)``.
+
+    ``keypoints`` are as in the file (1-based); ``head_size`` is 0.6 x the head-box diagonal.
+    """
+
+    keypoints: np.ndarray
+    visible: np.ndarray
+    head_size: np.ndarray
+    path: Path
+
+
+def read_mpii_ground_truth(path: str | os.PathLike[str]) -> MPIIGroundTruth:
+    """Read a ``gt_valid.mat``-style file; head sizes are 0.6 x the head-box diagonals."""
+    path = Path(path)
+    arrays = _read_arrays(path, ("pos_gt_src", "jnt_missing", "headboxes_src", "dataset_joints"), "ground truth")
+    for key in ("pos_gt_src", "jnt_missing", "headboxes_src"):
+        if key not in arrays:
+            raise ValueError(
+                f"{path}: ground truth has no {key!r} array (a gt_valid.mat-style file holds pos_gt_src, "
+                "jnt_missing and headboxes_src)"
+            )
+    pos, missing, boxes = arrays["pos_gt_src"], arrays["jnt_missing"], arrays["headboxes_src"]
+    _expect_shape(path, "pos_gt_src", pos, (MPII_NUM_JOINTS, 2, None), "(16, 2, N)")
+    n = pos.shape[2]
+    _expect_shape(path, "jnt_missing", missing, (MPII_NUM_JOINTS, n), f"(16, {n})")
+    _expect_shape(path, "headboxes_src", boxes, (2, 2, n), f"(2, 2, {n})")
+    names = _joint_names(arrays.get("dataset_joints"))
+    if names is not None:
+        if names != MPII_FILE_JOINTS:
+            raise ValueError(f"{path}: dataset_joints is {names}, expected the MPII order {MPII_FILE_JOINTS}")
+    return MPIIGroundTruth(
+        keypoints=pos.transpose(2, 0, 1).astype(np.float64),
+        visible=(missing.T == 0),
+        head_size=mpii_head_size(boxes.transpose(2, 0, 1)),
+        path=path,
+    )
+
+
+def read_mpii_predictions(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(N, 16, 2)`` predictions, 1-based, from ``preds`` (or a gt file's ``pos_pred_src``); NaN = no prediction."""
+    path = Path(path)
+    arrays = _read_arrays(path, ("preds", "pos_pred_src"), "predictions")
+    if "preds" in arrays:
+        preds = arrays["preds"]
+        _expect_shape(path, "preds", preds, (None, MPII_NUM_JOINTS, 2), "(N, 16, 2)")
+    elif "pos_pred_src" in arrays:
+        _expect_shape(path, "pos_pred_src", arrays["pos_pred_src"], (MPII_NUM_JOINTS, 2, None), "(16, 2, N)")
+        preds = arrays["pos_pred_src"].transpose(2, 0, 1)
+    else:
+        raise ValueError(f"{path}: predictions file has no 'preds' (N, 16, 2) array")
+    if not np.issubdtype(preds.dtype, np.number):
+        raise ValueError(f"{path}: 'preds' holds {preds.dtype} values, expected numbers")
+    return preds.astype(np.float64)
+
+
+def evaluate_mpii_files(
+    preds_path: str | os.PathLike[str],
+    gt_path: str | os.PathLike[str],
+    protocol: Protocol = "official",
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """PCKh of a predictions file: ``{"Head", ..., "Ankle", "Total", "Mean@0.1"}`` in percent."""
+    check_protocol(protocol)
+    if not 0 < threshold <= 10:
+        raise ValueError(f"threshold must be a fraction of the head size in (0, 10], got {threshold}")
+    gt = read_mpii_ground_truth(gt_path)
+    preds = read_mpii_predictions(preds_path)
+    if preds.shape[0] != gt.keypoints.shape[0]:
+        raise ValueError(
+            f"{preds_path}: {preds.shape[0]} people predicted (shape {preds.shape}) but {gt.path} has "
+            f"{gt.keypoints.shape[0]}; predictions must follow the ground truth's order"
+        )
+    return mpii_pckh_report(preds, gt.keypoints, gt.visible, gt.head_size, threshold, protocol)
+
+
+def pckh_table(scores: dict[str, float], title: str) -> Table:
+    """A rich table of :func:`evaluate_mpii_files`'s scores, one column per body part."""
+    from rich.table import Table
+
+    columns = [c for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores]
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{scores[c]:.2f}" for c in columns))
+    return table
+
+
+def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The named arrays present in a ``.mat`` (v5 or v7.3) or ``.h5`` file; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    suffix = path.suffix.lower()
+    if suffix not in (".mat", ".h5", ".hdf5"):
+        raise ValueError(f"{path}: {what} must be a .mat or .h5 file, got {suffix or 'no extension'!r}")
+    with open(path, "rb") as f:
+        head = f.read(len(_MAT73_MAGIC))
+    try:
+        if suffix == ".mat" and head != _MAT73_MAGIC:
+            import scipy.io
+
+            data = scipy.io.loadmat(str(path), variable_names=list(keys))
+            return {k: np.asarray(v) for k, v in data.items() if k in keys}
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            out = {k: np.asarray(f[k]) for k in keys if k in f and isinstance(f[k], h5py.Dataset)}
+        if suffix == ".mat":  # MATLAB v7.3 stores arrays column-major: reverse the axes
+            out = {k: v.T for k, v in out.items()}
+        return out
+    except (OSError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as err:
+        raise ValueError(f"{path}: not a readable {what} file ({err})") from err
+
+
+def _joint_names(array: np.ndarray | None) -> tuple[str, ...] | None:
+    """Joint names of a MATLAB cell array of strings (as scipy reads it); None when absent or not strings."""
+    if array is None:
+        return None
+    names = []
+    for cell in np.ravel(array):
+        value = np.ravel(cell)[0] if isinstance(cell, np.ndarray) and cell.size else cell
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        if not isinstance(value, str):
+            return None
+        names.append(value)
+    return tuple(names)
+
+
+def _expect_shape(path: Path, key: str, array: np.ndarray, shape: tuple[int | None, ...], text: str) -> None:
+    ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape, strict=False))
+    if not ok:
+        raise ValueError(f"{path}: {key!r} has shape {array.shape}, expected {text}")

@@ -1,0 +1,30 @@
+"""Metrics as pure functions of arrays: PCK for any skeleton, MPII PCKh, COCO OKS AP/AR."""
+
+from .coco import COCO_STATS, coco_keypoint_eval
+from .mpii import (
+    PCKH_COLUMNS,
+    PROTOCOLS,
+    mpii_head_size,
+    mpii_pckh,
+    mpii_pckh_per_joint,
+    mpii_pckh_report,
+    summarize_pckh,
+)
+from .pck import PCKResult, bbox_size, keypoint_distances, keypoint_pck_accuracy, pck_from_distances
+
+__all__ = [
+    "COCO_STATS",
+    "PCKH_COLUMNS",
+    "PROTOCOLS",
+    "PCKResult",
+    "bbox_size",
+    "coco_keypoint_eval",
+    "keypoint_distances",
+    "keypoint_pck_accuracy",
+    "mpii_head_size",
+    "mpii_pckh",
+    "mpii_pckh_per_joint",
+    "mpii_pckh_report",
+    "pck_from_distances",
+    "summarize_pckh",
+]
