@@ -10,19 +10,28 @@ object with at least::
 so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
 atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
 previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
+
+For ``--resume``, the optimiser, scheduler and random-generator state live beside the weights in
+``x.state.pt`` (:func:`training_state_path`), written with ``torch.save`` and read back only with
+``torch.load(weights_only=True)``, which refuses any pickle that would build arbitrary objects.
+
+Model kwargs in the metadata are JSON; a layer type is stored by name (``"norm_layer": "group"``) and
+resolved by :func:`build_model` through :data:`NORM_LAYERS`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError, safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -70,7 +79,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-    except (SafetensorsError, OSError) as err:
+    except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path}: not a readable .safetensors checkpoint ({err})") from err
     if header.get("format") != FORMAT or "hourglass" not in header:
         raise CheckpointError(
@@ -90,10 +99,61 @@ def load_checkpoint(
     return state, meta
 
 
+def group_norm(num_channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups (``gcd(C, 32)``): statistics per sample, independent of the batch."""
+    return nn.GroupNorm(math.gcd(num_channels, 32), num_channels)
+
+
+NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
+"""Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
+
+
 def build_model(meta: Mapping[str, Any]) -> nn.Module:
-    """The (untrained) model described by a checkpoint's ``meta['model']``."""
+    """The (untrained) model described by a checkpoint's ``meta['model']``.
+
+    A string ``norm_layer`` in the kwargs is looked up in :data:`NORM_LAYERS`.
+    """
     spec = meta["model"]
-    return create_model(spec["name"], **spec.get("kwargs", {}))
+    kwargs = dict(spec.get("kwargs", {}))
+    norm = kwargs.get("norm_layer")
+    if isinstance(norm, str):
+        if norm not in NORM_LAYERS:
+            raise CheckpointError(f"model.kwargs.norm_layer: unknown {norm!r}; known: {', '.join(NORM_LAYERS)}")
+        kwargs["norm_layer"] = NORM_LAYERS[norm]
+    return create_model(spec["name"], **kwargs)
+
+
+def training_state_path(path: str | os.PathLike[str]) -> Path:
+    """Where the resume state of checkpoint ``path`` lives: ``x.safetensors`` -> ``x.state.pt``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors") + ".state.pt")
+
+
+def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """Write ``state`` (optimiser/scheduler state dicts, RNG states, counters: tensors and plain data) atomically."""
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+
+
+def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state file of :func:`save_training_state` with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: missing file, or a pickle holding anything but tensors and plain containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no resume state beside the checkpoint (expected {path.name})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused or unreadable resume state (loaded with weights_only=True, which only admits "
+            f"tensors and plain containers): {first}"
+        ) from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: resume state must be a dict, got {type(state).__name__}")
+    return state
 
 
 def load_model(
