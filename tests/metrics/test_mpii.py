@@ -81,3 +81,15 @@ def test_unknown_protocol() -> None:
 def test_wrong_joint_count() -> None:
     with pytest.raises(ValueError, match=r"\(N, 16, 2\)"):
         mpii_pckh(np.zeros((1, 17, 2)), np.zeros((1, 17, 2)), np.ones((1, 17)), np.ones(1))
+
+
+def test_joint_order_is_the_data_packages_mpii_16() -> None:
+    """metrics/mpii.py hard-codes MPII indices (metrics import no data); they must name the same joints."""
+    from hourglass.data import MPII_16
+
+    names = MPII_16.joint_names
+    assert (names[6], names[7], names[8], names[9]) == ("pelvis", "thorax", "upper_neck", "head_top")
+    assert [n.replace("_", "")[:4] for n in names] == [
+        "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
+        "uppe", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
+    ]  # fmt: skip
