@@ -1,8 +1,10 @@
 """Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
 
 from .codec import HeatmapCodec, flip_back, flip_keypoints
+from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
 from .errors import DataError
 from .skeletons import COCO_17, MPII_16, Skeleton, get_skeleton, skeleton_spec
+from .synthetic import SyntheticFigures, render_figure, sample_figure, write_synthetic
 from .transforms import (
     Augmentation,
     AugmentParams,
@@ -21,15 +23,24 @@ __all__ = [
     "Augmentation",
     "DataError",
     "HeatmapCodec",
+    "KeypointDataset",
+    "Record",
     "Skeleton",
+    "SyntheticFigures",
     "box_to_center_scale",
+    "check_record",
+    "collate",
     "colour_jitter",
     "flip_back",
     "flip_keypoints",
     "get_affine_matrix",
     "get_skeleton",
     "mirror_matrix",
+    "render_figure",
+    "sample_figure",
     "skeleton_spec",
     "transform_points",
     "warp_image",
+    "worker_init_fn",
+    "write_synthetic",
 ]
