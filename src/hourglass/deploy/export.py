@@ -124,9 +124,9 @@ def write_openvino(net: nn.Module, example: torch.Tensor, path: str | os.PathLik
 def write_torchscript(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """``torch.jit.trace`` of ``net`` saved with ``torch.jit.save``; the traced graph accepts any batch size."""
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export; still supported
         traced = torch.jit.trace(net, example, check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, str | os.PathLike[str]], None]] = {
@@ -149,7 +149,8 @@ def run_exported(fmt: str, path: str | os.PathLike[str], images: np.ndarray) -> 
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return np.asarray(compiled(images)[0])
     if fmt == "torchscript":
-        with torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
             return torch.jit.load(str(path)).eval()(torch.from_numpy(images)).numpy()
     raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
