@@ -1,8 +1,10 @@
 """Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
 
+from .coco import COCOKeypoints
 from .codec import HeatmapCodec, flip_back, flip_keypoints
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
 from .errors import DataError
+from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
 from .skeletons import COCO_17, MPII_16, Skeleton, get_skeleton, skeleton_spec
 from .synthetic import SyntheticFigures, render_figure, sample_figure, write_synthetic
 from .transforms import (
@@ -21,9 +23,11 @@ __all__ = [
     "MPII_16",
     "AugmentParams",
     "Augmentation",
+    "COCOKeypoints",
     "DataError",
     "HeatmapCodec",
     "KeypointDataset",
+    "MPIIDataset",
     "Record",
     "Skeleton",
     "SyntheticFigures",
@@ -35,6 +39,9 @@ __all__ = [
     "flip_keypoints",
     "get_affine_matrix",
     "get_skeleton",
+    "load_mpii",
+    "load_mpii_h5",
+    "load_mpii_json",
     "mirror_matrix",
     "render_figure",
     "sample_figure",

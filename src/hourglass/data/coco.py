@@ -1,0 +1,186 @@
+"""COCO-format keypoint datasets through pycocotools (COCO persons, or any keypoint category).
+
+Ground-truth people: crowd annotations and people without labelled keypoints are excluded; box corners
+are clipped to the image (mmpose 1.x ``parse_data_info``) and turned into center/scale
+at the model's aspect ratio with 1.25 padding. Keypoints are taken as written (``x, y, v``; ``v > 0``
+labelled, ``v == 1`` labelled but not visible, i.e. occluded), like HRNet and mmpose. With a
+detection-results file (COCO results format: ``image_id``, ``category_id``, ``bbox``, ``score``) the
+records are the detected boxes instead, for evaluation; their keypoints are unlabelled.
+An optional ``head_box`` (x1, y1, x2, y2) per annotation (written by ``hourglass synth``) gives the
+MPII-style head size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.coco import COCO
+
+from .codec import HeatmapCodec
+from .dataset import KeypointDataset, Record
+from .errors import DataError
+from .skeletons import COCO_17, MPII_16, Skeleton
+from .transforms import Augmentation, box_to_center_scale
+
+
+def load_coco(path: str | os.PathLike[str]) -> COCO:
+    """A pycocotools ``COCO`` index of ``path``, with its progress prints silenced and errors named."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such annotation file")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    except (KeyError, TypeError, AssertionError) as err:
+        raise DataError(f"{path}: not a COCO annotation file ({type(err).__name__}: {err})") from None
+
+
+def keypoint_category(coco: COCO, source: str, category_id: int | None = None) -> dict[str, Any]:
+    """The category with keypoints (the given id, or the only/first one that has ``keypoints``)."""
+    cats = [c for c in coco.dataset.get("categories", []) if c.get("keypoints")]
+    if category_id is not None:
+        cats = [c for c in cats if c.get("id") == category_id]
+    if not cats:
+        which = f"id {category_id}" if category_id is not None else "any"
+        raise DataError(f"{source}: no category ({which}) with a 'keypoints' list of joint names")
+    return cats[0]
+
+
+def skeleton_of(category: dict[str, Any]) -> Skeleton:
+    """The built-in skeleton when the category's joint names are COCO_17's or MPII_16's, else a custom one."""
+    names = tuple(category["keypoints"])
+    for known in (COCO_17, MPII_16):
+        if names == known.joint_names:
+            return known
+    return Skeleton.from_coco_category(category)
+
+
+def load_coco_people(coco: COCO, category: dict[str, Any], aspect_ratio: float, source: str) -> list[Record]:
+    """Ground-truth records: non-crowd people with at least one labelled keypoint and a box with area."""
+    k = len(category["keypoints"])
+    records = []
+    for image_id in sorted(coco.imgs):
+        img = coco.imgs[image_id]
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id, catIds=[category["id"]], iscrowd=None)):
+            where = f"{source}: annotation id {ann.get('id')} (image {image_id})"
+            if ann.get("iscrowd", 0):
+                continue
+            if "keypoints" not in ann or "bbox" not in ann:
+                raise DataError(f"{where}: missing field 'keypoints' or 'bbox'")
+            kps = np.asarray(ann["keypoints"], dtype=np.float64)
+            if kps.size != 3 * k:
+                raise DataError(f"{where}: {kps.size} keypoint values, expected {3 * k} ({k} joints x (x, y, v))")
+            kps = kps.reshape(k, 3)
+            if not (kps[:, 2] > 0).any():
+                continue
+            records.append(_record(ann, img, kps, aspect_ratio, where))
+    return records
+
+
+def _record(ann: dict[str, Any], img: dict[str, Any], kps: np.ndarray, aspect: float, where: str) -> Record:
+    try:
+        x, y, w, h = (float(v) for v in ann["bbox"])
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: bbox must be 4 numbers (x, y, w, h), got {ann['bbox']!r}") from None
+    width, height = img.get("width"), img.get("height")
+    if width and height:  # corners clipped to the image, as mmpose 1.x does
+        x1, y1 = min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)
+        x2, y2 = min(max(x + w, 0.0), width - 1.0), min(max(y + h, 0.0), height - 1.0)
+        x, y, w, h = x1, y1, x2 - x1, y2 - y1
+    if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+        raise DataError(f"{where}: box of zero size {ann['bbox']!r} (expected width and height > 0 inside the image)")
+    center, scale = box_to_center_scale((x, y, w, h), aspect)
+    head_size = 0.0
+    if "head_box" in ann:
+        hb = np.asarray(ann["head_box"], dtype=np.float64).reshape(4)
+        head_size = float(0.6 * np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
+    return Record(
+        image_file=str(img["file_name"]),
+        center=center,
+        scale=scale,
+        keypoints=kps[:, :2],
+        visible=kps[:, 2] > 0,
+        occluded=kps[:, 2] == 1,
+        head_size=head_size,
+        bbox=np.array([x, y, w, h]),
+        score=float(ann.get("score", 1.0)),
+        image_id=ann["image_id"],
+    )
+
+
+def load_detections(
+    path: str | os.PathLike[str], coco: COCO, category: dict[str, Any], aspect_ratio: float, min_score: float = 0.0
+) -> list[Record]:
+    """Records from a COCO detection-results JSON (boxes to evaluate on; keypoints unlabelled)."""
+    doc = json.loads(Path(path).read_text()) if Path(path).is_file() else None
+    if doc is None:
+        raise DataError(f"{path}: no such detections file")
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a JSON list of detections (image_id, category_id, bbox, score)")
+    k = len(category["keypoints"])
+    records = []
+    for i, det in enumerate(doc):
+        where = f"{path}: record {i}"
+        missing = [f for f in ("image_id", "bbox", "score") if f not in det]
+        if missing:
+            raise DataError(f"{where}: missing field {', '.join(map(repr, missing))}")
+        if det.get("category_id", category["id"]) != category["id"] or float(det["score"]) < min_score:
+            continue
+        if det["image_id"] not in coco.imgs:
+            raise DataError(f"{where}: image_id {det['image_id']!r} is not in the annotation file")
+        kps = np.zeros((k, 3))
+        records.append(_record(det, coco.imgs[det["image_id"]], kps, aspect_ratio, where))
+    return records
+
+
+class COCOKeypoints(KeypointDataset):
+    """A COCO-format keypoint dataset (COCO person keypoints, or any category with ``keypoints``).
+
+    Args:
+        ann_file: COCO annotation JSON (``person_keypoints_*.json`` or any keypoint dataset).
+        image_root: folder that the images' ``file_name`` is relative to; only needed to read samples.
+        codec: heatmap codec; default 256x192 (H x W) input, 64x48 heatmaps, sigma 2.
+        detections: optional detection-results JSON; its boxes replace the ground-truth people.
+        min_score: detections scoring below this are dropped.
+        category_id: which keypoint category (default: the first one with ``keypoints``).
+        skeleton: override the skeleton read from the category.
+        augmentation, seed, skip_bad: as in :class:`KeypointDataset`.
+    """
+
+    def __init__(
+        self,
+        ann_file: str | os.PathLike[str],
+        image_root: str | os.PathLike[str] | None = None,
+        codec: HeatmapCodec | None = None,
+        detections: str | os.PathLike[str] | None = None,
+        min_score: float = 0.0,
+        category_id: int | None = None,
+        skeleton: Skeleton | None = None,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        skip_bad: bool = False,
+    ) -> None:
+        codec = codec or HeatmapCodec((256, 192), (64, 48), 2.0)
+        source = str(ann_file)
+        self.coco = load_coco(ann_file)
+        self.category = keypoint_category(self.coco, source, category_id)
+        skeleton = skeleton or skeleton_of(self.category)
+        if skeleton.num_joints != len(self.category["keypoints"]):
+            raise DataError(
+                f"{source}: category has {len(self.category['keypoints'])} keypoints, "
+                f"skeleton {skeleton.name!r} has {skeleton.num_joints}"
+            )
+        aspect = codec.input_size[1] / codec.input_size[0]
+        if detections is not None:
+            records = load_detections(detections, self.coco, self.category, aspect, min_score)
+        else:
+            records = load_coco_people(self.coco, self.category, aspect, source)
+        super().__init__(records, skeleton, codec, image_root, augmentation, seed, skip_bad, source)
