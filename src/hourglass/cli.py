@@ -91,12 +91,26 @@ def list_models_cmd() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """The main job (see README)."""
-    from hourglass.engine.walkthrough import run_walkthrough
+def demo(
+    config: Annotated[str, typer.Option(help="the demo recipe")] = "configs/synthetic-hg1.yaml",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
+    num_train: Annotated[int, typer.Option(help="synthetic training images")] = 4000,
+    num_val: Annotated[int, typer.Option(help="synthetic held-out images")] = 500,
+) -> None:
+    """The main job: synthesise figures, train a small hourglass on the CPU (time-capped), show it learnt."""
+    from hourglass.engine.config import load_config
+    from hourglass.engine.demo import run_demo
 
-    run_guarded(lambda: run_walkthrough(console.print))
-    summary("hg2", None, 1)
+    def go() -> None:
+        cfg = load_config(config, overrides)
+        m = run_demo(cfg, num_train=num_train, num_val=num_val, log=lambda s: console.print(s, highlight=False))
+        console.print(
+            f"PCKh@0.5 on {m['held_out_images']} held-out figures: untrained {m['untrained_pckh']:.1f}% -> "
+            f"trained {m['trained_pckh']:.1f}% ({m['steps']} steps, {m['train_seconds']:.0f} s of training)"
+        )
+        console.print(f"outputs in {cfg.train.out_dir}/: metrics.json, curves.png, overlays/, last.safetensors")
+
+    run_guarded(go)
 
 
 @app.command("eval-mpii")
@@ -140,6 +154,46 @@ def synth(
 
     path = run_guarded(lambda: write_synthetic(out, num, format, seed, image_size, image_format, overwrite))
     console.print(f"wrote {num} images and {format} annotations to {path}", highlight=False)
+
+
+@app.command()
+def train(
+    config: Annotated[str, typer.Option(help="YAML recipe, e.g. configs/mpii-hg2.yaml")],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="dotted key=value override, e.g. optim.lr=1e-3; repeatable")
+    ] = None,
+    resume: Annotated[str | None, typer.Option(help="last.safetensors of a run to continue")] = None,
+) -> None:
+    """Train a model (one process, or one per GPU/CPU group under torchrun)."""
+    from hourglass.engine.config import load_config
+    from hourglass.engine.train import train as train_run
+
+    def go() -> None:
+        result = train_run(load_config(config, overrides), resume=resume)
+        if result.status == "interrupted":
+            raise typer.Exit(130)
+
+    run_guarded(go)
+
+
+@app.command("eval")
+def eval_cmd(
+    config: Annotated[str, typer.Option(help="YAML recipe whose data.val split is scored")],
+    checkpoint: Annotated[str, typer.Option(help="a .safetensors checkpoint")],
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test (average with the mirrored crop)")] = True,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
+    json_out: Annotated[str | None, typer.Option("--json", help="where to write the scores")] = None,
+) -> None:
+    """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, or PCK@0.2."""
+    from hourglass.engine.config import load_config
+    from hourglass.engine.evaluate import evaluate, result_table
+
+    def go() -> None:
+        result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
+        console.print(result_table(result))
+        console.print(f"scores written to {result.json_path}")
+
+    run_guarded(go)
 
 
 def main(argv: list[str] | None = None) -> Any:
