@@ -196,6 +196,32 @@ def eval_cmd(
     run_guarded(go)
 
 
+@app.command()
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="PNG/JPEG files or folders of them", metavar="INPUT...")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
+    boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
+    out: Annotated[str, typer.Option("--out", help="output folder")] = "predictions",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per network call")] = 16,
+    heatmaps: Annotated[bool, typer.Option("--heatmaps", help="also write a heatmap montage per person")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+) -> None:
+    """Keypoints of the people in images: COCO results JSON and overlay PNGs under --out."""
+    from hourglass.engine.predict import predict_files
+
+    report = run_guarded(
+        lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision)
+    )
+    for note in report.notes:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for failure in report.failures:
+        err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+    console.print(f"{report.people} people in {report.images} images -> {out}/keypoints.json", highlight=False)
+    if report.failures:
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point (``hourglass`` and ``python -m hourglass``)."""
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="hourglass")

@@ -124,6 +124,15 @@ def draw_skeleton(
     return canvas
 
 
+def draw_boxes(image: Any, boxes: Any, colour: RGB = (255, 255, 0), thickness: int = 1) -> np.ndarray:
+    """A copy of ``image`` with ``(N, 4)`` ``(x, y, w, h)`` boxes outlined (corners ``x, y`` and ``x + w, y + h``)."""
+    canvas = to_rgb_uint8(image)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    for x, y, w, h in np.round(b * (1 << _SHIFT)).astype(np.int64):
+        cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), colour, thickness, cv2.LINE_AA, _SHIFT)
+    return canvas
+
+
 def label(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` (uint8 RGB) with a dark caption bar of ``text`` above it."""
     h, w = image.shape[:2]
