@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from conftest import REPO_ROOT
 from hourglass.cli import app
 from hourglass.data import HeatmapCodec, Skeleton
 from hourglass.deploy.runtimes import create_runtime
@@ -22,6 +21,7 @@ from hourglass.engine.checkpoints import save_checkpoint
 from hourglass.engine.predict import Predictor, box_problem, predict_files, read_boxes
 from hourglass.models import create_model
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INPUT = (128, 64)  # (H, W): a non-square input checks the aspect-ratio handling
 
 
@@ -203,3 +203,29 @@ def test_import_hourglass_stays_light() -> None:
         "assert hourglass.Predictor.__name__ == 'Predictor'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=120)
+
+
+def test_predictor_agrees_with_evaluation_on_dataset_boxes(tmp_path: Path) -> None:
+    """Same network, same boxes: Predictor on image files gives the keypoints that evaluation computes."""
+    from hourglass.data.coco import COCOKeypoints
+    from hourglass.data.synthetic import write_synthetic
+    from hourglass.engine.evaluate import predict_keypoints
+
+    root = write_synthetic(tmp_path / "figs", 3, "coco", image_size=(96, 128))
+    codec = HeatmapCodec((64, 64), (16, 16), sigma=2.0)
+    dataset = COCOKeypoints(root / "annotations.json", root, codec)
+    torch.manual_seed(1)
+    model = create_model("hg1", num_joints=16, num_channels=32).eval()
+    expected, expected_scores = predict_keypoints(
+        model, dataset, codec, dataset.skeleton.flip_index, torch.device("cpu")
+    )
+
+    def runtime(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(images))[:, -1].numpy()
+
+    predictor = Predictor(runtime, codec, dataset.skeleton, flip=True, batch_size=2)
+    files = [root / r.image_file for r in dataset.records]
+    poses = predictor.predict(files, [r.bbox[None] for r in dataset.records])
+    np.testing.assert_allclose(np.concatenate([p.keypoints for p in poses]), expected, atol=1e-3)
+    np.testing.assert_allclose(np.concatenate([p.scores for p in poses]), expected_scores, atol=1e-4)
