@@ -222,6 +222,75 @@ def predict(
         raise typer.Exit(1)
 
 
+HeightWidth = Annotated[
+    tuple[int, int] | None, typer.Option("--input-size", help="H W of the input (default: the checkpoint's)")
+]
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
+    format: Annotated[str, typer.Option("--format", help="onnx, openvino or torchscript")],
+    out: Annotated[str, typer.Option("--out", help="output file (.onnx, .xml with .bin beside it, .pt)")],
+    input_size: HeightWidth = None,
+    all_stacks: Annotated[bool, typer.Option("--all-stacks", help="output every stack's heatmaps")] = False,
+    fold: Annotated[bool, typer.Option("--fold/--no-fold", help="fold BatchNorm into convolutions")] = True,
+) -> None:
+    """Export a checkpoint (dynamic batch), check it against eager PyTorch and print the max difference."""
+    from hourglass.deploy.export import export_checkpoint
+
+    result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
+    console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False)
+    console.print(
+        f"checked against eager on a {tuple(result.sample_shape)} sample: output {tuple(result.output_shape)}, "
+        f"max abs difference {result.max_abs_diff:.3g}",
+        highlight=False,
+    )
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint")],
+    backend: Annotated[str, typer.Option(help="eager, compile, onnxruntime, openvino or best")] = "eager",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+    batch: Annotated[int, typer.Option(help="images per call")] = 1,
+    input_size: HeightWidth = None,
+    iters: Annotated[int, typer.Option(help="timed calls (median reported)")] = 20,
+    accuracy: Annotated[
+        int, typer.Option(help="also compare with fp32 eager on this many synthetic validation figures")
+    ] = 0,
+    fold: Annotated[bool, typer.Option("--fold/--no-fold", help="fold BatchNorm (no: the plain export)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per line")] = False,
+) -> None:
+    """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory."""
+    import json
+
+    from hourglass.deploy.bench import benchmark, format_result
+
+    result = run_guarded(
+        lambda: benchmark(model, backend, precision, batch, input_size, iters=iters, fold=fold, accuracy_num=accuracy)
+    )
+    if as_json:
+        print(json.dumps(result.to_json()), flush=True)
+    else:
+        console.print(format_result(result), highlight=False)
+
+
+@app.command()
+def convert(
+    checkpoint: Annotated[str, typer.Argument(help="their checkpoint.pt, or a bare state dict .pt")],
+    out: Annotated[str, typer.Option("--out", help="output .safetensors checkpoint")],
+    source: Annotated[str, typer.Option("--from", help="where the weights come from: princeton-vl")] = "princeton-vl",
+) -> None:
+    """Import pretrained weights of princeton-vl/pytorch_stacked_hourglass as our checkpoint."""
+    from hourglass.deploy.convert import convert_checkpoint
+
+    path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
+    spec = meta["model"]
+    console.print(f"wrote {path}: {spec['name']} {spec['kwargs']}", highlight=False)
+    console.print("feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops (see docs/DEPLOY.md)", highlight=False)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point (``hourglass`` and ``python -m hourglass``)."""
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="hourglass")

@@ -208,3 +208,15 @@ def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str
     if config["num_joints"] != 16:
         meta["data"].pop("skeleton")
     return save_checkpoint(out, model, meta), meta
+
+
+CONVERTERS = {"princeton-vl": convert_princeton_vl}
+
+
+def convert_checkpoint(
+    source: str, src: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> tuple[Path, dict[str, Any]]:
+    """Convert foreign weights ``src`` from ``source`` (``princeton-vl``) into our checkpoint ``out``."""
+    if source not in CONVERTERS:
+        raise ValueError(f"unknown source {source!r}; supported: {', '.join(CONVERTERS)}")
+    return CONVERTERS[source](src, out)

@@ -101,7 +101,7 @@ def write_onnx(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[st
             str(path),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}},
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
             external_data=False,
             verbose=False,
         )
@@ -170,6 +170,9 @@ def check_writable(out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     if out.is_dir():
         raise IsADirectoryError(f"{out}: is a folder; give a file path for the export")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"{out}: cannot write the export there ({parent} is a file, not a folder)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
@@ -242,3 +245,21 @@ def export_model(
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return ExportResult(out, tuple(finals), fmt, diff, tuple(sample.shape), tuple(reference.shape))
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    fmt: ExportFormat,
+    out: str | os.PathLike[str],
+    input_size: tuple[int, int] | None = None,
+    all_stacks: bool = False,
+    fold: bool = True,
+) -> ExportResult:
+    """:func:`export_model` of a ``.safetensors`` checkpoint, at its ``data.input_size`` unless given."""
+    from hourglass.engine.checkpoints import load_model
+
+    check_writable(out)
+    model, meta = load_model(checkpoint)
+    if input_size is None:
+        input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
+    return export_model(model, fmt, out, input_size=input_size, all_stacks=all_stacks, fold=fold)

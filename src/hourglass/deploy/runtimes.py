@@ -24,6 +24,8 @@ for the CPU (bf16 where AMX is present).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 import time
@@ -135,7 +137,11 @@ class OnnxRuntime(Runtime):
 
 
 class OpenVinoRuntime(Runtime):
-    """OpenVINO CPU plugin on the folded ONNX export; fp32/bf16 via ``INFERENCE_PRECISION_HINT``, int8 via NNCF."""
+    """OpenVINO CPU plugin on the folded ONNX export; fp32/bf16 via ``INFERENCE_PRECISION_HINT``, int8 via NNCF.
+
+    The model keeps a dynamic batch; each batch size seen is compiled once with a static input shape
+    (about 5-10% faster than the dynamic-shape model at batch 1 here), cached for later calls.
+    """
 
     backend = "openvino"
 
@@ -151,20 +157,29 @@ class OpenVinoRuntime(Runtime):
 
         super().__init__(input_size, channels)
         self.precision = precision
-        model = ov.Core().read_model(str(onnx_path))
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        self.core = ov.Core()
+        model = self.core.read_model(str(onnx_path))
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if precision == "int8":
             if not calibration:
                 raise ValueError("openvino int8: post-training quantisation needs calibration images")
             model = quantize_int8(model, calibration)
         else:
-            config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+            self.config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
+        self.model = model
+        self.requests: dict[tuple[int, ...], Any] = {}
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        if shape not in self.requests:
+            model = self.model.clone()
+            model.reshape({0: list(shape)})
+            self.requests[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.requests[shape]
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        self.request.infer({0: images})
-        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+        request = self._request(images.shape)
+        request.infer({0: images})
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
 
 def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
@@ -178,7 +193,8 @@ def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
 
     nncf.set_log_level(logging.ERROR)
     data = nncf.Dataset(list(calibration))
-    return nncf.quantize(ov_model, data, subset_size=len(calibration))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars; stdout may carry --json lines
+        return nncf.quantize(ov_model, data, subset_size=len(calibration))
 
 
 def calibration_batches(source: np.ndarray | torch.Tensor | Iterable[Any], limit: int = 300) -> list[np.ndarray]:
@@ -246,6 +262,7 @@ def create_runtime(
     precision: Precision = "fp32",
     calibration: np.ndarray | torch.Tensor | Iterable[Any] | None = None,
     input_size: tuple[int, int] | None = None,
+    fold: bool = True,
 ) -> Runtime:
     """Build a :class:`Runtime` for a model (module, ``.safetensors`` checkpoint or preset name).
 
@@ -258,6 +275,8 @@ def create_runtime(
         calibration: images for int8 calibration (see :func:`calibration_batches`), e.g. a
             ``hourglass.data`` dataset or an array ``(N, 3, H, W)``.
         input_size: ``(H, W)``; default: the checkpoint's ``data.input_size``, else 256x256.
+        fold: fold BatchNorm into the convolutions first (``False``: the network as trained, e.g. to
+            benchmark a plain ONNX export).
 
     Example:
         >>> rt = create_runtime("hg1", backend="eager")
@@ -271,8 +290,8 @@ def create_runtime(
     input_size = (int(input_size[0]), int(input_size[1]))
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
     if backend == "best":
-        return pick_fastest(model, precision, input_size, batches)
-    return _build(model, backend, precision, input_size, batches)
+        return pick_fastest(model, precision, input_size, batches, fold=fold)
+    return _build(model, backend, precision, input_size, batches, fold=fold)
 
 
 def _build(
@@ -282,9 +301,10 @@ def _build(
     input_size: tuple[int, int],
     calibration: Sequence[np.ndarray] | None,
     onnx_path: Path | None = None,
+    fold: bool = True,
 ) -> Runtime:
     channels = input_channels(model)
-    net = prepare_for_inference(model)
+    net = prepare_for_inference(model, fold=fold)
     if backend in ("eager", "compile"):
         return TorchRuntime(net, precision, backend == "compile", input_size, channels)
     if onnx_path is not None:
@@ -326,6 +346,7 @@ def pick_fastest(
     input_size: tuple[int, int],
     calibration: Sequence[np.ndarray] | None,
     iters: int = 5,
+    fold: bool = True,
 ) -> Runtime:
     """Build every available back-end for ``precision`` except ``compile``, time batch-1 calls, keep the fastest."""
     candidates = [b for b in available_backends(precision) if b != "compile"]
@@ -335,9 +356,10 @@ def pick_fastest(
     best: tuple[float, Runtime] | None = None
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        write_onnx(prepare_for_inference(model), torch.rand(2, input_channels(model), *input_size), onnx_path)
+        net = prepare_for_inference(model, fold=fold)
+        write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
         for backend in candidates:
-            runtime = _build(model, backend, precision, input_size, calibration, onnx_path)
+            runtime = _build(model, backend, precision, input_size, calibration, onnx_path, fold=fold)
             latency = float(np.median(time_runtime(runtime, images, iters, warmup=2)))
             if best is None or latency < best[0]:
                 best = (latency, runtime)

@@ -1,0 +1,102 @@
+"""The accuracy cost of a faster runtime: PCKh against ground truth, and agreement with the fp32 reference.
+
+Both runtimes see the same crops of a validation set (no flip test, no augmentation). Their last-stack
+heatmaps are decoded by the set's :class:`~hourglass.data.HeatmapCodec` (argmax + quarter-pixel shift),
+mapped back to image pixels with the inverse crop transform, and scored:
+
+- PCKh@0.5: a keypoint counts when it lies within half the head size of the ground truth
+  (``<=``, as the official MPII evaluation), pooled over all labelled keypoints; reported in percent
+  for both runtimes, and their difference in percentage points (candidate minus reference);
+- ``within_1px``: the fraction of all keypoints (labelled or not) whose decoded position moved by at most
+  one heatmap pixel from the reference's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from hourglass.data import get_affine_matrix, transform_points
+from hourglass.data.dataset import KeypointDataset, collate
+from hourglass.metrics import keypoint_pck_accuracy
+
+HeatmapFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class AccuracyCost:
+    """PCKh@0.5 of both runtimes (percent), their difference (points) and the 1-heatmap-pixel agreement."""
+
+    pckh_reference: float
+    pckh: float
+    pckh_diff: float
+    within_1px: float
+    instances: int
+    keypoints: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decode_to_image(
+    heatmaps: np.ndarray, dataset: KeypointDataset, meta: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(keypoints in crop pixels (B, K, 2), keypoints in image pixels (B, K, 2))`` of heatmaps ``(B, K, h, w)``."""
+    crop_kp, _ = dataset.codec.decode(heatmaps)
+    matrices = np.stack(
+        [
+            get_affine_matrix(c, s, r, dataset.codec.input_size, inverse=True)
+            for c, s, r in zip(meta["center"], meta["scale"], meta["rotation"], strict=True)
+        ]
+    )
+    return crop_kp, transform_points(crop_kp, matrices)
+
+
+def accuracy_cost(
+    candidate: HeatmapFn, reference: HeatmapFn, dataset: KeypointDataset, batch_size: int = 8
+) -> AccuracyCost:
+    """Compare ``candidate`` (e.g. an int8 runtime) with ``reference`` (fp32) on ``dataset``.
+
+    Args:
+        candidate, reference: ``images (B, 3, H, W) -> heatmaps (B, K, h, w)`` (e.g. :class:`Runtime`).
+        dataset: a validation :class:`~hourglass.data.dataset.KeypointDataset` without augmentation whose
+            records have head sizes (MPII, or :class:`~hourglass.data.synthetic.SyntheticFigures`).
+        batch_size: crops per call.
+
+    Raises:
+        ValueError: a record without a positive head size (naming its index), or an empty dataset.
+    """
+    if len(dataset) == 0:
+        raise ValueError(f"{dataset.source}: empty validation set")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    stride = np.asarray(dataset.codec.stride)  # heatmap px per crop px, (x, y)
+    preds: dict[str, list[np.ndarray]] = {"candidate": [], "reference": []}
+    moved: list[np.ndarray] = []
+    for batch in loader:
+        images = batch["image"].numpy()
+        crops = {}
+        for name, fn in (("candidate", candidate), ("reference", reference)):
+            crop_kp, image_kp = decode_to_image(np.asarray(fn(images), dtype=np.float32), dataset, batch["meta"])
+            crops[name] = crop_kp
+            preds[name].append(image_kp)
+        moved.append(np.linalg.norm((crops["candidate"] - crops["reference"]) * stride, axis=-1))
+    gt = dataset.annotations()
+    visible = np.asarray(gt["visible"]) > 0
+    head = np.asarray(gt["head_size"], dtype=np.float64)
+    pckh = {
+        name: 100.0 * keypoint_pck_accuracy(np.concatenate(p), gt["keypoints"], visible, 0.5, head).average
+        for name, p in preds.items()
+    }
+    distances = np.concatenate(moved)
+    return AccuracyCost(
+        pckh_reference=pckh["reference"],
+        pckh=pckh["candidate"],
+        pckh_diff=pckh["candidate"] - pckh["reference"],
+        within_1px=float((distances <= 1.0).mean()),
+        instances=len(dataset),
+        keypoints=int(visible.sum()),
+    )
