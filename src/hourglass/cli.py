@@ -240,11 +240,12 @@ def export(
     from hourglass.deploy.export import export_checkpoint
 
     result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
-    console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False)
+    console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False, soft_wrap=True)
     console.print(
         f"checked against eager on a {tuple(result.sample_shape)} sample: output {tuple(result.output_shape)}, "
         f"max abs difference {result.max_abs_diff:.3g}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -273,7 +274,7 @@ def bench(
     if as_json:
         print(json.dumps(result.to_json()), flush=True)
     else:
-        console.print(format_result(result), highlight=False)
+        console.print(format_result(result), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -287,7 +288,7 @@ def convert(
 
     path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
     spec = meta["model"]
-    console.print(f"wrote {path}: {spec['name']} {spec['kwargs']}", highlight=False)
+    console.print(f"wrote {path}: {spec['name']} {spec['kwargs']}", highlight=False, soft_wrap=True)
     console.print("feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops (see docs/DEPLOY.md)", highlight=False)
 
 
