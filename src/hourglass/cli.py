@@ -202,7 +202,7 @@ def predict(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
     boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
     out: Annotated[str, typer.Option("--out", help="output folder")] = "predictions",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per network call")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="crops per network call")] = 8,
     heatmaps: Annotated[bool, typer.Option("--heatmaps", help="also write a heatmap montage per person")] = False,
     backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",

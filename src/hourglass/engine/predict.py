@@ -117,7 +117,7 @@ class Predictor:
     """
 
     def __init__(
-        self, runtime: Runtime, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 16
+        self, runtime: Runtime, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -134,7 +134,7 @@ class Predictor:
         backend: str = "eager",
         precision: str = "fp32",
         flip: bool = True,
-        batch_size: int = 16,
+        batch_size: int = 8,
         skeleton: Skeleton | str | Mapping[str, Any] | None = None,
         calibration: Any | None = None,
     ) -> Predictor:
@@ -415,7 +415,7 @@ def predict_files(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str] = "predictions",
     boxes: str | os.PathLike[str] | None = None,
-    batch_size: int = 16,
+    batch_size: int = 8,
     heatmaps: bool = False,
     backend: str = "eager",
     precision: str = "fp32",
