@@ -229,3 +229,13 @@ def test_predictor_agrees_with_evaluation_on_dataset_boxes(tmp_path: Path) -> No
     poses = predictor.predict(files, [r.bbox[None] for r in dataset.records])
     np.testing.assert_allclose(np.concatenate([p.keypoints for p in poses]), expected, atol=1e-3)
     np.testing.assert_allclose(np.concatenate([p.scores for p in poses]), expected_scores, atol=1e-4)
+
+
+def test_network_of_another_joint_count_is_named() -> None:
+    from hourglass.data import MPII_16
+
+    predictor = Predictor(
+        create_runtime(BlobReader(), backend="eager", input_size=(64, 64)), HeatmapCodec((64, 64)), MPII_16
+    )
+    with pytest.raises(ValueError, match=r"heatmaps of shape \(2, 3, 16, 16\), expected \(2, 16, 16, 16\)"):
+        predictor(_photo())

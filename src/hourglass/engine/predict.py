@@ -241,17 +241,15 @@ class Predictor:
     def heatmaps(self, images: np.ndarray) -> np.ndarray:
         """Last-stack heatmaps ``(B, K, h, w)`` of network inputs ``(B, 3, H, W)``, flip-averaged if enabled."""
         k, (h, w) = self.skeleton.num_joints, self.codec.heatmap_size
-        if not self.flip:
-            out = np.asarray(self.runtime(images), dtype=np.float32)
-        else:
-            both = np.asarray(self.runtime(np.concatenate([images, images[..., ::-1]])), dtype=np.float32)
-            plain, mirrored = both[: len(images)], both[len(images) :]
-            out = 0.5 * (plain + flip_back(mirrored, self.skeleton.flip_index, shift=True))
-        if out.shape != (len(images), k, h, w):
+        batch = np.concatenate([images, images[..., ::-1]]) if self.flip else images
+        out = np.asarray(self.runtime(batch), dtype=np.float32)
+        if out.shape != (len(batch), k, h, w):
             raise ValueError(
-                f"the network returned heatmaps of shape {out.shape}, expected ({len(images)}, {k}, {h}, {w}) "
+                f"the network returned heatmaps of shape {out.shape}, expected ({len(batch)}, {k}, {h}, {w}) "
                 "from the checkpoint's skeleton and heatmap_size"
             )
+        if self.flip:
+            out = 0.5 * (out[: len(images)] + flip_back(out[len(images) :], self.skeleton.flip_index, shift=True))
         return out
 
 
