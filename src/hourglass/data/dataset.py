@@ -285,14 +285,15 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=...)``: distinct seeds for ``random``/``numpy``/``torch`` in each worker
-    (from the per-worker torch seed the loader draws), and one OpenCV thread per worker.
+    """``DataLoader(worker_init_fn=...)``: distinct seeds for ``random`` and ``numpy`` in each worker, from
+    the per-worker torch seed the loader draws (forked workers otherwise share the parent's numpy state).
 
     The datasets here do not need it for their augmentation (that is seeded per sample); it protects any
-    other code that uses the global generators.
+    other code that uses the global generators. It deliberately leaves OpenCV alone: calling
+    ``cv2.setNumThreads`` in a forked worker deadlocked here (OpenCV 4, Linux) once the parent had used
+    OpenCV's thread pool.
     """
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeding the legacy global generator is the point
-    cv2.setNumThreads(1)
     del worker_id

@@ -31,8 +31,8 @@ def get_affine_matrix(
         center: (2,) box centre (x, y) in image pixels.
         scale: box size in units of 200 px, a number or (2,) (sx, sy); as in HRNet only ``sx`` sets the
             zoom (``W / (200 * sx)``), so ``sy / sx`` should equal ``H / W`` (``box_to_center_scale`` does that).
-        rotation: degrees; positive values turn the crop's "up" counter-clockwise in the image, i.e. the
-            picture in the crop appears rotated clockwise (HRNet's ``get_affine_transform``).
+        rotation: degrees; positive values turn the crop's "up" clockwise on screen (toward image +x), so
+            the picture in the crop appears turned counter-clockwise (HRNet's ``get_affine_transform``).
         output_size: (H, W) of the crop.
         inverse: return the crop -> image matrix instead (computed in closed form, not by inverting).
 
