@@ -138,3 +138,25 @@ def test_cli_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "x.mat: no such predictions file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_synthetic_gt_valid_from_the_data_writer(tmp_path: Path) -> None:
+    """``hourglass synth --format mpii`` writes a gt_valid.mat (long joint names) that scores as expected."""
+    from hourglass.data import write_synthetic
+
+    root = write_synthetic(tmp_path / "figs", 3, format="mpii", image_size=(64, 64))
+    gt = read_mpii_ground_truth(root / "gt_valid.mat")
+    scipy.io.savemat(tmp_path / "p.mat", {"preds": gt.keypoints})
+    assert evaluate_mpii_files(tmp_path / "p.mat", root / "gt_valid.mat")["Total"] == 100.0
+
+
+def test_joint_order_is_checked(tmp_path: Path) -> None:
+    _write_gt(tmp_path / "gt.mat")
+    data = scipy.io.loadmat(tmp_path / "gt.mat")
+    names = np.empty((1, 16), dtype=object)
+    names[0, :] = ["head", "rank"] + [f"j{i}" for i in range(14)]
+    scipy.io.savemat(
+        tmp_path / "gt2.mat", {**{k: v for k, v in data.items() if not k.startswith("__")}, "dataset_joints": names}
+    )
+    with pytest.raises(ValueError, match=r"gt2\.mat: dataset_joints is head, rank, j0"):
+        read_mpii_ground_truth(tmp_path / "gt2.mat")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hourglass.data import MPII_16
 from hourglass.metrics.mpii import (
     MPII_NUM_JOINTS,
     PCKH_COLUMNS,
@@ -66,9 +67,11 @@ def read_mpii_ground_truth(path: str | os.PathLike[str]) -> MPIIGroundTruth:
     _expect_shape(path, "jnt_missing", missing, (MPII_NUM_JOINTS, n), f"(16, {n})")
     _expect_shape(path, "headboxes_src", boxes, (2, 2, n), f"(2, 2, {n})")
     names = _joint_names(arrays.get("dataset_joints"))
-    if names is not None:
-        if names != MPII_FILE_JOINTS:
-            raise ValueError(f"{path}: dataset_joints is {names}, expected the MPII order {MPII_FILE_JOINTS}")
+    if names is not None and names not in (MPII_FILE_JOINTS, MPII_16.joint_names):
+        raise ValueError(
+            f"{path}: dataset_joints is {', '.join(names)}; expected the MPII order {', '.join(MPII_FILE_JOINTS)} "
+            f"(or {', '.join(MPII_16.joint_names)})"
+        )
     return MPIIGroundTruth(
         keypoints=pos.transpose(2, 0, 1).astype(np.float64),
         visible=(missing.T == 0),
@@ -163,7 +166,7 @@ def _joint_names(array: np.ndarray | None) -> tuple[str, ...] | None:
             value = value.decode(errors="replace")
         if not isinstance(value, str):
             return None
-        names.append(value)
+        names.append(str(value))
     return tuple(names)
 
 
