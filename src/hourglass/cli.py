@@ -198,7 +198,7 @@ def eval_cmd(
 
 @app.command()
 def predict(
-    inputs: Annotated[list[str], typer.Argument(help="PNG/JPEG files or folders of them", metavar="INPUT...")],
+    inputs: Annotated[list[str], typer.Argument(help="PNG/JPEG files or folders of them", metavar="INPUT")],
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
     boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
     out: Annotated[str, typer.Option("--out", help="output folder")] = "predictions",
