@@ -100,8 +100,13 @@ def load_checkpoint(
 
 
 def group_norm(num_channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 32 groups (``gcd(C, 32)``): statistics per sample, independent of the batch."""
-    return nn.GroupNorm(math.gcd(num_channels, 32), num_channels)
+    """GroupNorm (Wu and He, 2018) with at most 32 groups of at least 4 channels (``gcd(C // 4, 32)`` groups).
+
+    Statistics are per sample, so the output does not depend on how a batch is split (over processes,
+    for instance). At 256 channels this is the paper's GN with 32 groups; narrow layers get fewer, wider
+    groups rather than the per-channel statistics that would be unstable on small feature maps.
+    """
+    return nn.GroupNorm(max(1, math.gcd(num_channels // 4, 32)), num_channels)
 
 
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
