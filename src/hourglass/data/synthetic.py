@@ -39,6 +39,10 @@ R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_E
     16
 )
 
+MPII_FILE_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
+                    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri")  # fmt: skip
+"""``dataset_joints`` of the official ``gt_valid.mat``: MPII_16's order under MPII's short names."""
+
 _SKIN = np.array([[255, 224, 196], [234, 192, 160], [198, 144, 110], [160, 110, 80], [110, 72, 50], [80, 52, 38]])
 _HAIR = np.array([[30, 24, 20], [70, 45, 30], [140, 100, 60], [200, 170, 110], [120, 120, 120], [160, 60, 30]])
 
@@ -527,7 +531,7 @@ def _write_mpii(folder: Path, figs: list[Figure], names: list[str]) -> None:
     missing = np.stack([1 - f.visible for f in figs], axis=1).astype(np.float64)
     heads = np.stack([f.head_box.reshape(2, 2) + 1 for f in figs], axis=2)
     names_cell = np.empty((1, 16), dtype=object)
-    names_cell[0, :] = list(MPII_16.joint_names)
+    names_cell[0, :] = list(MPII_FILE_JOINTS)
     scipy.io.savemat(
         folder / "gt_valid.mat",
         {"pos_gt_src": pos, "jnt_missing": missing, "headboxes_src": heads, "dataset_joints": names_cell},
