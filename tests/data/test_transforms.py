@@ -101,11 +101,18 @@ def test_augmentation_draws_are_seeded_and_in_range() -> None:
     assert 0.5 < np.mean([d.rotation != 0 for d in draws]) < 0.7
 
 
-def test_colour_jitter_stays_in_range_and_identity_is_identity() -> None:
-    img = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
-    same = colour_jitter(img.copy(), AugmentParams())
-    np.testing.assert_array_equal(same, img)
-    out = colour_jitter(img.copy(), AugmentParams(brightness=1.2, contrast=0.8, saturation=1.2))
-    assert out.min() >= 0 and out.max() <= 1 and not np.allclose(out, img)
-    grey = colour_jitter(img.copy(), AugmentParams(saturation=0.0))
+def test_colour_jitter_matches_the_three_steps_and_stays_in_range() -> None:
+    img = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32) * 0.8
+    np.testing.assert_array_equal(colour_jitter(img, AugmentParams()), img)
+    p = AugmentParams(brightness=1.1, contrast=0.8, saturation=1.3)
+    grey_weights = np.array([0.299, 0.587, 0.114])
+    x = img.astype(np.float64) * p.brightness
+    x = p.contrast * x + (1 - p.contrast) * (x @ grey_weights).mean()
+    x = p.saturation * x + (1 - p.saturation) * (x @ grey_weights)[..., None]
+    np.testing.assert_allclose(colour_jitter(img, p), np.clip(x, 0, 1), atol=1e-5)
+    bright = colour_jitter(img, AugmentParams(brightness=3.0))
+    assert bright.min() >= 0 and bright.max() == 1.0
+    grey = colour_jitter(img, AugmentParams(saturation=0.0))
     np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=1e-6)
+    u8 = colour_jitter((img * 255).astype(np.uint8), p)
+    assert u8.dtype == np.uint8 and np.abs(u8 / 255.0 - np.clip(x, 0, 1)).max() < 2 / 255

@@ -209,13 +209,14 @@ class KeypointDataset(Dataset):
         if p.flip:
             flip = list(self.skeleton.flip_index)
             keypoints, visible = keypoints[flip], visible[flip]
-        crop = warp_image(image, matrix, (H, W)).astype(np.float32)
-        crop *= 1.0 / 255.0
+        crop = warp_image(image, matrix, (H, W))
         if p != _NO_AUGMENT:
-            colour_jitter(crop, p)
+            crop = colour_jitter(crop, p)
+        chw = np.stack(cv2.split(crop)).astype(np.float32)
+        chw *= np.float32(1.0 / 255.0)
         heatmaps, weights = self.codec.encode(keypoints, visible)
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
+            "image": torch.from_numpy(chw),
             "heatmaps": torch.from_numpy(heatmaps),
             "weights": torch.from_numpy(weights),
             "meta": {

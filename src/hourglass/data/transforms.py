@@ -144,20 +144,24 @@ class Augmentation:
         )
 
 
-_GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_GREY = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luma weights (they sum to 1)
 
 
 def colour_jitter(image: np.ndarray, params: AugmentParams) -> np.ndarray:
-    """Brightness, contrast and saturation of an RGB float image (H, W, 3) in [0, 1], in place; clipped to [0, 1]."""
-    if params.brightness != 1.0:
-        image *= params.brightness
-    if params.contrast != 1.0:
-        mean = float(image.reshape(-1, 3).mean(0) @ _GREY)
-        image *= params.contrast
-        image += (1 - params.contrast) * mean
-    if params.saturation != 1.0:
-        grey = image @ _GREY
-        image *= params.saturation
-        image += (1 - params.saturation) * grey[..., None]
-    np.clip(image, 0.0, 1.0, out=image)
-    return image
+    """Brightness, then contrast, then saturation of an RGB image (H, W, 3), uint8 or float in [0, 1].
+
+    The three steps are linear, so they are folded into one 3x4 colour matrix applied in a single pass
+    (``cv2.transform``): brightness ``x * b``; contrast ``c * x + (1 - c) * mean grey``; saturation
+    ``s * x + (1 - s) * grey(x)``. Unlike torchvision, which clamps after each step, the result is
+    clipped once at the end (uint8 saturates; float is clipped to [0, 1]). Returns a new array.
+    """
+    b, c, s = params.brightness, params.contrast, params.saturation
+    if b == c == s == 1.0:
+        return image.copy()
+    mean = float(np.dot(cv2.mean(image)[:3], _GREY))
+    mix = s * np.eye(3) + (1 - s) * np.outer(np.ones(3), _GREY)
+    matrix = np.hstack([c * b * mix, np.full((3, 1), (1 - c) * b * mean)])
+    out = cv2.transform(image, matrix)
+    if out.dtype != np.uint8:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
