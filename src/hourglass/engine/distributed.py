@@ -76,13 +76,17 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """``True`` on every rank if ``flag`` is true on any rank (e.g. a stop request seen by one process)."""
+def all_reduce_max(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise maximum of ``values`` over all ranks (``values`` itself when not distributed).
+
+    The training loop sends ``[stop requested, time budget spent]`` through this once per step, so that
+    every rank stops at the same step and anneals with the same learning rate.
+    """
     if dist.is_available() and dist.is_initialized():
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        t = torch.tensor(values, dtype=torch.float64, device=device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-    return flag
+        return t.tolist()
+    return list(values)
 
 
 class ShardedSampler(Sampler[int]):

@@ -44,8 +44,8 @@ from hourglass.engine.datasets import build_dataset, data_meta
 from hourglass.engine.distributed import (
     DistInfo,
     ShardedSampler,
+    all_reduce_max,
     all_reduce_mean,
-    broadcast_flag,
     init_distributed,
     shutdown_distributed,
 )
@@ -65,7 +65,8 @@ class TrainResult:
 
     ``status`` is ``"finished"`` (all epochs), ``"max_steps"``, ``"time_limit"`` or ``"interrupted"``
     (SIGINT/SIGTERM; a checkpoint was saved). ``losses`` are this invocation's per-step training losses
-    (mean over ranks), in order.
+    (mean over ranks), in order. ``skipped`` counts unreadable training images skipped with
+    ``data.skip_bad`` in this process (with ``data.num_workers > 0`` the workers warn with their own counts).
     """
 
     status: str
@@ -77,6 +78,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
+    skipped: int = 0
 
 
 def model_spec(cfg: Config, num_joints: int) -> dict[str, Any]:
@@ -194,6 +196,11 @@ class _Trainer:
                 raise ConfigError(f"model.grad_checkpointing: model {cfg.model.name!r} does not support it")
             model.set_grad_checkpointing(True)
         if cfg.train.sync_batchnorm and info.distributed:
+            if info.device.type != "cuda":
+                raise ConfigError(
+                    "train.sync_batchnorm: torch's SyncBatchNorm runs on GPUs only; on CPU set model.norm=group "
+                    "(per-sample statistics, the same for any split of the batch) or turn it off"
+                )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         model = model.to(info.device, memory_format=memory_format)
@@ -210,7 +217,8 @@ class _Trainer:
         if cfg.train.max_steps is not None:
             total_steps = min(total_steps, cfg.train.max_steps)
         optimizer = build_optimizer(model.parameters(), cfg.optim)
-        scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch, total_steps)
+        budget = {"spent": 0.0}  # share of train.time_limit_s used, the same on every rank
+        scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch, total_steps, lambda: budget["spent"])
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and info.device.type == "cuda")
         autocast = autocast_context(info.device, cfg.train.amp)
         meta_data = data_meta(cfg, skeleton)
@@ -298,16 +306,19 @@ class _Trainer:
                         self.runlog.step(step, epoch, loss_value, lr, rate)
                         if on_step is not None:
                             on_step(step, loss_value)
-                        over_time = cfg.train.time_limit_s is not None and train_time >= cfg.train.time_limit_s
-                        if broadcast_flag(stop["signal"] is not None or over_time, info.device):
-                            status = "interrupted" if stop["signal"] is not None else "time_limit"
+                        spent = train_time / cfg.train.time_limit_s if cfg.train.time_limit_s else 0.0
+                        stop_now, budget["spent"] = all_reduce_max(
+                            [float(stop["signal"] is not None), spent], info.device
+                        )
+                        if stop_now or budget["spent"] >= 1.0:
+                            status = "interrupted" if stop_now else "time_limit"
                             break
                         if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
                             status = "max_steps"
                             break
                     epoch = step // steps_per_epoch
                     if status == "interrupted":
-                        self.say(f"stop requested (signal {stop['signal']}): saving at step {step}")
+                        self.say(f"stop requested (SIGINT/SIGTERM): saving at step {step}")
                     at_epoch_end = step % steps_per_epoch == 0
                     run_val = (
                         val_set is not None
@@ -337,10 +348,14 @@ class _Trainer:
             jsonl = self.out_dir / "metrics.jsonl"
             if jsonl.is_file():
                 plot_curves(jsonl, self.out_dir / "curves.png")
+        if train_set.bad_count:
+            self.say(f"skipped {train_set.bad_count} unreadable training image(s) (data.skip_bad)")
         self.say(f"{status} at step {step} (epoch {epoch}); outputs in {self.out_dir}")
         if best_path is None and (self.out_dir / "best.safetensors").is_file():
             best_path = self.out_dir / "best.safetensors"
-        return TrainResult(status, step, epoch, self.out_dir, last, best_path, losses, metrics, train_time)
+        return TrainResult(
+            status, step, epoch, self.out_dir, last, best_path, losses, metrics, train_time, train_set.bad_count
+        )
 
     def _check_input_size(self, model: nn.Module) -> None:
         multiple = getattr(model, "input_multiple", 1)
