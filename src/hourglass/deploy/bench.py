@@ -46,6 +46,7 @@ class BenchResult:
     batch: int
     input_size: tuple[int, int]
     latency_ms: float
+    latency_min_ms: float
     latency_p10_ms: float
     latency_p90_ms: float
     throughput: float
@@ -216,6 +217,7 @@ def benchmark(
         batch=batch,
         input_size=input_size,
         latency_ms=1e3 * latency,
+        latency_min_ms=1e3 * float(times.min()),
         latency_p10_ms=1e3 * float(np.percentile(times, 10)),
         latency_p90_ms=1e3 * float(np.percentile(times, 90)),
         throughput=batch / latency,
@@ -240,7 +242,8 @@ def format_result(r: BenchResult) -> str:
         f"{r.model}: {r.backend} {r.precision}"
         + (f" (picked by --backend {r.requested_backend})" if r.requested_backend != r.backend else "")
         + f", batch {r.batch}, {r.input_size[0]}x{r.input_size[1]}, BatchNorm {'folded' if r.fold else 'kept'}",
-        f"  latency   {r.latency_ms:.2f} ms median (p10 {r.latency_p10_ms:.2f}, p90 {r.latency_p90_ms:.2f})",
+        f"  latency   {r.latency_ms:.2f} ms median (min {r.latency_min_ms:.2f}, p10 {r.latency_p10_ms:.2f}, "
+        f"p90 {r.latency_p90_ms:.2f})",
         f"  throughput {r.throughput:.2f} images/s",
         f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
     ]
@@ -259,3 +262,44 @@ def format_result(r: BenchResult) -> str:
             f"({a['instances']} validation figures)"
         )
     return "\n".join(lines)
+
+
+def openvino_profile(
+    model_spec: nn.Module | str | os.PathLike[str],
+    precision: str = "bf16",
+    input_size: tuple[int, int] | None = None,
+    iters: int = 10,
+    calibration_num: int = 32,
+) -> list[dict[str, Any]]:
+    """Where OpenVINO spends a batch-1 call: time per (layer type, kernel) summed over layers, slowest first.
+
+    Uses the CPU plugin's per-node performance counters (``PERF_COUNT``), averaged over ``iters`` calls.
+    Each row: ``node_type``, ``exec_type`` (the kernel, e.g. ``brgconv_avx512_core_bf16``), ``ms``, ``share``,
+    ``nodes``.
+    """
+    from .runtimes import OpenVinoRuntime
+
+    model, meta = resolve_model(model_spec)
+    if input_size is None:
+        input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
+    calibration = synthetic_validation(meta, input_size, calibration_num, seed=0) if precision == "int8" else None
+    runtime = create_runtime(model, "openvino", precision, calibration, input_size)
+    assert isinstance(runtime, OpenVinoRuntime)
+    runtime.config["PERF_COUNT"] = True
+    runtime.requests.clear()
+    images = np.random.default_rng(0).random((1, input_channels(model), *input_size), dtype=np.float32)
+    totals: dict[tuple[str, str], list[float]] = {}
+    runtime(images)
+    for _ in range(iters):
+        runtime(images)
+        for info in runtime.requests[images.shape].get_profiling_info():
+            key = (info.node_type, info.exec_type)
+            entry = totals.setdefault(key, [0.0, 0.0])
+            entry[0] += info.real_time.total_seconds() * 1e3 / iters
+            entry[1] += 1 / iters
+    whole = sum(ms for ms, _ in totals.values()) or 1.0
+    rows = [
+        {"node_type": n, "exec_type": e, "ms": ms, "share": ms / whole, "nodes": round(count)}
+        for (n, e), (ms, count) in totals.items()
+    ]
+    return sorted(rows, key=lambda r: -r["ms"])
