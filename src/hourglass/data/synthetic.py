@@ -58,6 +58,9 @@ class Figure:
         bbox: (4,) person box (x, y, w, h), clipped to the image.
         head_box: (4,) axis-aligned head box (x1, y1, x2, y2); MPII head size = 0.6 x its diagonal.
         image_size: (H, W).
+        front: the figure faces the viewer (its right side on the image left); else it shows its back.
+        widths, torso_len, yaw, occluders: drawing parameters (limb half widths, torso length in pixels,
+            turn of the body in radians, occluder polygons (M, 2)).
     """
 
     points: np.ndarray
@@ -67,10 +70,10 @@ class Figure:
     head_box: np.ndarray
     image_size: tuple[int, int]
     front: bool
-    widths: np.ndarray  # per-limb half widths, drawing only
+    widths: np.ndarray
     torso_len: float
     yaw: float
-    occluders: list[np.ndarray]  # polygons (M, 2)
+    occluders: list[np.ndarray]
 
     @property
     def joints(self) -> np.ndarray:
@@ -285,7 +288,7 @@ def render_figure(fig: Figure, index: int, seed: int = 0) -> np.ndarray:
     pts = np.round(torso * 16).astype(np.int32)
     cv2.fillPoly(img, [pts], shirt, cv2.LINE_AA, 4)
     cv2.polylines(img, [pts], True, _shade(shirt, 0.55), 1, cv2.LINE_AA, 4)
-    _draw_head(img, fig, j, skin, hair, rng)
+    _draw_head(img, fig, j, skin, hair)
     if fig.front:  # a collar V marks the front of the shirt
         v = np.stack(
             [j[R_SHO] * 0.7 + j[L_SHO] * 0.3, j[THORAX] * 0.6 + j[PELVIS] * 0.4, j[L_SHO] * 0.7 + j[R_SHO] * 0.3]
@@ -306,7 +309,7 @@ def render_figure(fig: Figure, index: int, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _draw_head(img: np.ndarray, fig: Figure, j: np.ndarray, skin: tuple, hair: tuple, rng: np.random.Generator) -> None:
+def _draw_head(img: np.ndarray, fig: Figure, j: np.ndarray, skin: tuple, hair: tuple) -> None:
     axis = j[HEAD] - j[NECK]
     hl = max(np.linalg.norm(axis), 1e-6)
     up = axis / hl
@@ -351,7 +354,6 @@ def _draw_head(img: np.ndarray, fig: Figure, j: np.ndarray, skin: tuple, hair: t
         cv2.LINE_AA,
         4,
     )
-    del rng
 
 
 def figure_record(fig: Figure, index: int, image_file: str, aspect_ratio: float) -> Record:
