@@ -104,6 +104,8 @@ def demo(
     def go() -> None:
         cfg = load_config(config, overrides)
         m = run_demo(cfg, num_train=num_train, num_val=num_val, log=lambda s: console.print(s, highlight=False))
+        if m is None:
+            raise typer.Exit(130)
         console.print(
             f"PCKh@0.5 on {m['held_out_images']} held-out figures: untrained {m['untrained_pckh']:.1f}% -> "
             f"trained {m['trained_pckh']:.1f}% ({m['steps']} steps, {m['train_seconds']:.0f} s of training)"

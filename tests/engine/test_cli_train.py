@@ -55,7 +55,9 @@ def test_sigint_saves_then_resume_finishes(tmp_path: Path, make_config) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), "--set", "train.epochs=50"]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
@@ -67,7 +69,8 @@ def test_sigint_saves_then_resume_finishes(tmp_path: Path, make_config) -> None:
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "saving at step" in stderr

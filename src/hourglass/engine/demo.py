@@ -53,8 +53,9 @@ def run_demo(
     num_val: int = 500,
     data_seed: int = 1,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run the main job with ``cfg`` (``configs/synthetic-hg1.yaml``); returns what ``metrics.json`` holds.
+) -> dict[str, Any] | None:
+    """Run the main job with ``cfg`` (``configs/synthetic-hg1.yaml``); returns what ``metrics.json`` holds,
+    or ``None`` when training was interrupted (SIGINT/SIGTERM; its checkpoint is saved, nothing is scored).
 
     Training stops at ``cfg.train.time_limit_s`` seconds of training (the issue's cap is 600) or at the
     configured epochs, whichever comes first; the last checkpoint is then evaluated.
@@ -71,6 +72,9 @@ def run_demo(
     log(f"untrained model: PCKh@0.5 {before.summary['pckh@0.5']:.1f}% on {len(val_set)} held-out figures")
 
     result = train(cfg, log=log)
+    if result.status == "interrupted":
+        log(f"interrupted: the checkpoint of step {result.step} is in {result.last_checkpoint}; no evaluation")
+        return None
     model, _ = load_model(result.last_checkpoint, map_location=device)
     after = evaluate_model(model, val_set, cfg, device, flip=cfg.eval.flip)
     log(f"trained model: PCKh@0.5 {after.summary['pckh@0.5']:.1f}% after {result.step} steps")
