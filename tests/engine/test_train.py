@@ -66,6 +66,8 @@ def test_settings_checked_before_training(tmp_path: Path, make_config) -> None:
         train(make_config(["train.batch_size=64"])[0])
     with pytest.raises(ConfigError, match=r"model\.kwargs\.num_joints=17 but the dataset.s skeleton has 16"):
         train(make_config(["model.kwargs.num_joints=17"])[0])
+    with pytest.raises(ConfigError, match=r"train\.amp='fp16' needs CUDA"):
+        train(make_config(["train.amp=fp16", "train.device=cpu"])[0])
 
 
 def test_corrupt_image_mid_epoch(tmp_path: Path, make_config, synth_data: Path) -> None:
@@ -84,7 +86,8 @@ def test_corrupt_image_mid_epoch(tmp_path: Path, make_config, synth_data: Path) 
 
 
 def test_end_to_end_writes_the_run_files(tmp_path: Path, make_config) -> None:
-    cfg = make_config(["train.val_every=1", "train.tensorboard=true", "train.amp=bf16"])[0]
+    sets = ["train.val_every=1", "train.tensorboard=true", "train.amp=bf16", "train.channels_last=true"]
+    cfg = make_config([*sets, "model.grad_checkpointing=true"])[0]
     result = train(cfg)
     out = tmp_path / "run"
     assert result.best_checkpoint == out / "best.safetensors"

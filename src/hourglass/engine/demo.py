@@ -67,7 +67,9 @@ def run_demo(
     val_set = build_dataset(cfg, "val")
 
     torch.manual_seed(cfg.train.seed)  # the same initial weights as the training run
-    untrained = build_model({"model": model_spec(cfg, val_set.skeleton.num_joints)}).to(device)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    untrained = build_model({"model": model_spec(cfg, val_set.skeleton.num_joints)})
+    untrained = untrained.to(device, memory_format=memory_format)
     before = evaluate_model(untrained, val_set, cfg, device, flip=cfg.eval.flip)
     log(f"untrained model: PCKh@0.5 {before.summary['pckh@0.5']:.1f}% on {len(val_set)} held-out figures")
 
@@ -76,6 +78,7 @@ def run_demo(
         log(f"interrupted: the checkpoint of step {result.step} is in {result.last_checkpoint}; no evaluation")
         return None
     model, _ = load_model(result.last_checkpoint, map_location=device)
+    model = model.to(memory_format=memory_format)
     after = evaluate_model(model, val_set, cfg, device, flip=cfg.eval.flip)
     log(f"trained model: PCKh@0.5 {after.summary['pckh@0.5']:.1f}% after {result.step} steps")
 
