@@ -34,10 +34,15 @@ class ModelConfig:
 
 @dataclass
 class SplitConfig:
-    """One split on disk: the annotation file and the folder its image paths are relative to."""
+    """One split on disk: the annotation file and the folder its image paths are relative to.
+
+    ``detections`` (COCO format only) is a detection-results JSON whose person boxes replace the
+    ground-truth boxes, for evaluation with a detector as in the COCO keypoint benchmark.
+    """
 
     annotations: str = ""
     images: str = ""
+    detections: str = ""
 
 
 @dataclass

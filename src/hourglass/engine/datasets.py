@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hourglass.data import Augmentation, DataError, HeatmapCodec, Skeleton, skeleton_spec
-from hourglass.data.dataset import KeypointDataset
+from hourglass.data import (
+    Augmentation,
+    COCOKeypoints,
+    DataError,
+    HeatmapCodec,
+    KeypointDataset,
+    MPIIDataset,
+    Skeleton,
+    skeleton_spec,
+)
 from hourglass.engine.config import Config, ConfigError
 
 
@@ -42,7 +50,7 @@ def build_dataset(cfg: Config, split: str) -> KeypointDataset:
         raise DataError(f"data.{split}.images: folder {images} does not exist")
     codec = make_codec(cfg)
     augmentation = make_augmentation(cfg) if split == "train" else None
-    dataset = _load(cfg, ann, images, codec, augmentation)
+    dataset = _load(cfg, split, ann, images, codec, augmentation)
     if len(dataset) == 0:
         raise DataError(f"data.{split}: {ann} holds no usable records (an empty dataset)")
     return dataset
@@ -60,16 +68,12 @@ def data_meta(cfg: Config, skeleton: Skeleton) -> dict[str, Any]:
 
 
 def _load(
-    cfg: Config, ann: Path, images: Path, codec: HeatmapCodec, augmentation: Augmentation | None
+    cfg: Config, split: str, ann: Path, images: Path, codec: HeatmapCodec, augmentation: Augmentation | None
 ) -> KeypointDataset:
-    from hourglass.data import load_coco, load_mpii
-
-    loader = load_mpii if cfg.data.format == "mpii" else load_coco
-    return loader(
-        ann,
-        image_root=images,
-        codec=codec,
-        augmentation=augmentation,
-        seed=cfg.train.seed,
-        skip_bad=cfg.data.skip_bad,
-    )
+    common = {"image_root": images, "codec": codec, "augmentation": augmentation, "seed": cfg.train.seed}
+    if cfg.data.format == "mpii":
+        return MPIIDataset(ann, skip_bad=cfg.data.skip_bad, **common)
+    detections = getattr(cfg.data, split).detections
+    if detections and not Path(detections).is_file():
+        raise DataError(f"data.{split}.detections: file {detections} does not exist")
+    return COCOKeypoints(ann, detections=detections or None, skip_bad=cfg.data.skip_bad, **common)

@@ -159,11 +159,9 @@ def score(
             keypoints,
             scores,
         )
-    if cfg.data.format == "coco" and skeleton.sigmas is not None:
-        with open(cfg.data.val.annotations) as f:
-            coco_gt = json.load(f)
-        results = coco_results(keypoints, scores, gt)
-        stats = coco_keypoint_eval(coco_gt, results, skeleton.sigmas)
+    if hasattr(dataset, "coco") and skeleton.sigmas is not None:
+        results = coco_results(keypoints, scores, gt, dataset.category["id"])
+        stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas)
         return EvalResult("coco", stats, {"COCO OKS": stats}, keypoints, scores)
     pck = keypoint_pck_accuracy(keypoints, gt["keypoints"], visible, 0.2, bbox_size(gt["bbox"]))
     per_joint = {name: float(100 * v) for name, v in zip(skeleton.joint_names, pck.per_joint, strict=True)}
@@ -171,25 +169,22 @@ def score(
     return EvalResult("pck", summary, {"PCK@0.2 (box)": {**per_joint, "Total": summary["pck@0.2"]}}, keypoints, scores)
 
 
-def coco_results(keypoints: np.ndarray, scores: np.ndarray, gt: dict[str, Any]) -> list[dict[str, Any]]:
-    """COCO result entries (``image_id``, ``category_id`` 1, ``keypoints`` ``[x, y, s] * K``, ``score``).
+def coco_results(
+    keypoints: np.ndarray, scores: np.ndarray, gt: dict[str, Any], category_id: int = 1
+) -> list[dict[str, Any]]:
+    """COCO result entries (``image_id``, ``category_id``, ``keypoints`` ``[x, y, s] * K``, ``score``).
 
-    Coordinates go back from our 0-based pixel-centre convention to COCO's by adding the offset the COCO
-    loader removed (:data:`hourglass.data.coco.COCO_PIXEL_OFFSET` when it defines one, else 0).
+    Coordinates are written as the COCO loader reads them (as written in the file, no offset).
     """
-    try:
-        from hourglass.data.coco import COCO_PIXEL_OFFSET as offset
-    except ImportError:
-        offset = 0.0
     out = []
     for i, (kp, sc) in enumerate(zip(keypoints, scores, strict=True)):
         if not np.isfinite(kp).all():
             continue
-        flat = np.concatenate([kp + offset, sc[:, None]], axis=1).reshape(-1)
+        flat = np.concatenate([kp, sc[:, None]], axis=1).reshape(-1)
         out.append(
             {
                 "image_id": gt["image_id"][i],
-                "category_id": 1,
+                "category_id": category_id,
                 "keypoints": [float(v) for v in flat],
                 "score": float(gt["score"][i] * sc.mean()),
             }
