@@ -35,11 +35,11 @@ class HeatmapCodec:
 
     Example:
         >>> codec = HeatmapCodec((256, 256), (64, 64), sigma=2.0)
-        >>> hm, w = codec.encode(np.array([[100.0, 50.0]]), np.array([1]))
+        >>> hm, w = codec.encode(np.array([[100.0, 52.0]]), np.array([1]))
         >>> hm.shape, w
         ((1, 64, 64), array([1.], dtype=float32))
         >>> codec.decode(hm)[0].round(1)
-        array([[100.,  50.]], dtype=float32)
+        array([[100.,  52.]], dtype=float32)
     """
 
     def __init__(
