@@ -92,3 +92,27 @@ def test_eval_writes_json_and_refuses_other_checkpoints(tmp_path: Path, make_con
     bad = save_checkpoint(tmp_path / "in128.safetensors", build_model({"model": spec}), wide)
     with pytest.raises(CheckpointError, match=r"input_size=\[128, 128\] but the config has \[64, 64\]"):
         evaluate(cfg, bad)
+
+
+def test_coco_format_is_scored_with_oks_ap(tmp_path: Path, make_config) -> None:
+    """A COCO-format split of a custom skeleton with OKS sigmas (and no head boxes) is scored by COCOeval."""
+    from hourglass.data import write_synthetic
+
+    root = write_synthetic(tmp_path / "coco", 6, format="coco", seed=4, image_size=(64, 64))
+    doc = json.loads((root / "annotations.json").read_text())
+    category = doc["categories"][0]
+    category["keypoints"] = [f"part_{name}" for name in category["keypoints"]]  # a custom skeleton, not MPII_16
+    category["sigmas"] = [0.07] * 16
+    for ann in doc["annotations"]:
+        del ann["head_box"]
+    (root / "annotations.json").write_text(json.dumps(doc))
+    split = f"{{annotations: {root / 'annotations.json'}, images: {root}}}"
+    cfg, _ = make_config(["data.format=coco", f"data.val={split}", "train.amp=none"])
+    dataset = build_dataset(cfg, "val")
+    perfect = evaluate_model(Oracle(dataset), dataset, cfg, torch.device("cpu"), flip=False)
+    assert perfect.kind == "coco"
+    assert perfect.summary["AP"] == pytest.approx(1.0)
+    torch.manual_seed(0)
+    spec = {"name": "hg1", "kwargs": {"num_channels": 16, "depth": 2, "num_joints": 16}}
+    untrained = evaluate_model(build_model({"model": spec}), dataset, cfg, torch.device("cpu"), flip=False)
+    assert untrained.summary["AP"] < 0.2
