@@ -128,6 +128,8 @@ def test_synth_refuses_to_overwrite_and_validates(tmp_path: Path) -> None:
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
     result = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--num", "2", "--format", "voc"])
     assert result.exit_code == 1 and "format must be 'coco' or 'mpii'" in result.output
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--num", "2", "--image-size", "0", "64"])
+    assert result.exit_code == 1 and "at least 32 x 32" in result.output
     assert not (tmp_path / "x").exists()
 
 

@@ -446,6 +446,8 @@ def write_synthetic(
         raise DataError(f"synth: image format must be 'png' or 'jpg', got {image_format!r}")
     if num < 1:
         raise DataError(f"synth: --num must be at least 1, got {num}")
+    if min(image_size) < 32:
+        raise DataError(f"synth: --image-size must be at least 32 x 32 pixels, got {tuple(image_size)}")
     out = Path(out)
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists; choose another folder or pass --overwrite")
