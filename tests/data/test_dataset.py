@@ -105,7 +105,7 @@ def test_collate_and_workers_give_the_same_batch() -> None:
     serial = collate([ds[i] for i in range(4)])
     assert serial["image"].shape == (4, 3, 64, 64) and isinstance(serial["meta"]["image_file"], list)
     assert serial["meta"]["keypoints"].shape == (4, 16, 2) and serial["meta"]["flipped"].dtype == bool
-    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, worker_init_fn=worker_init_fn)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, worker_init_fn=worker_init_fn, timeout=120)
     parallel = next(iter(loader))
     torch.testing.assert_close(parallel["image"], serial["image"])
     np.testing.assert_array_equal(parallel["meta"]["center"], serial["meta"]["center"])
