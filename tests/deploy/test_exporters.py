@@ -43,6 +43,8 @@ def test_unwritable_or_bad_paths_are_clear_errors(tiny, tmp_path) -> None:
         export_model(tiny, "onnx", blocker / "m.onnx", input_size=(32, 32))
     with pytest.raises(IsADirectoryError, match="is a folder"):
         export_model(tiny, "onnx", tmp_path, input_size=(32, 32))
+    with pytest.raises(ValueError, match=r"end the path in \.xml"):
+        export_model(tiny, "openvino", tmp_path / "m.onnx", input_size=(32, 32))
     with pytest.raises(ValueError, match="unknown export format 'tflite'"):
         export_model(tiny, "tflite", tmp_path / "m.tflite", input_size=(32, 32))
 

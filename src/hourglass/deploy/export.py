@@ -214,6 +214,8 @@ def export_model(
     """
     if fmt not in WRITERS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt == "openvino" and Path(out).suffix != ".xml":
+        raise ValueError(f"{out}: an OpenVINO export is an .xml file (with its .bin beside it); end the path in .xml")
     out = check_writable(out)
     model = model.eval()
     net = prepare_for_inference(model, fold=fold, all_stacks=all_stacks)
