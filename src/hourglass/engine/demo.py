@@ -9,6 +9,7 @@ curves, overlay pictures (prediction | ground truth) and the checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +96,8 @@ def run_demo(
         "steps": result.step,
         "epochs": round(result.step * cfg.train.batch_size / num_train, 2),
         "train_seconds": round(result.train_seconds, 1),
+        "steps_per_s": round(result.step / max(result.train_seconds, 1e-9), 2),
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "total_seconds": round(time.perf_counter() - started, 1),
         "stopped_by": result.status,
         "device": str(device),
