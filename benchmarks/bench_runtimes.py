@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,7 +55,8 @@ def run_one(model: str, backend: str, precision: str, flags: list[str], args: ar
     cmd += ["--json", *flags]
     if args.accuracy and precision != "fp32":
         cmd += ["--accuracy", str(args.accuracy)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if args.omp_passive else None
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -66,7 +68,8 @@ def markdown(rows: dict[str, list[dict]], args: argparse.Namespace, command: str
     first = next(iter(rows.values()))[0]
     lines = [
         f"Model `{args.model}`, {args.input_size[0]}x{args.input_size[1]}, batch {args.batch}; {first['cpu']}, "
-        f"{first['threads']} threads; {args.rounds} round(s) of {args.iters} timed calls; "
+        f"{first['threads']} threads{', OMP_WAIT_POLICY=PASSIVE' if args.omp_passive else ''}; "
+        f"{args.rounds} round(s) of {args.iters} timed calls; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         f"Command: `{command}`",
@@ -109,6 +112,12 @@ def main() -> None:
     parser.add_argument("--accuracy", type=int, default=0, help="synthetic validation figures per non-fp32 row")
     parser.add_argument("--only", nargs="*", help="run only the rows whose label contains one of these words")
     parser.add_argument("--profile", action="store_true", help="append OpenVINO bf16's time per layer type")
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="run PyTorch with OMP_WAIT_POLICY=PASSIVE: on a CPU shared with other work, spinning OpenMP threads "
+        "make eager/compile up to 20x slower; leave off on a quiet machine",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--jsonl", type=Path, help="also write every raw row here, one JSON object a line")
     args = parser.parse_args()
