@@ -51,7 +51,9 @@ EAGER_REF, OV_REF = CONFIGS[0][0], CONFIGS[7][0]
 
 def run_one(model: str, backend: str, precision: str, flags: list[str], args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "hourglass", "bench", model, "--backend", backend, "--precision", precision]
-    cmd += ["--batch", str(args.batch), "--input-size", *map(str, args.input_size), "--iters", str(args.iters)]
+    cmd += ["--batch", str(args.batch), "--iters", str(args.iters)]
+    if args.input_size:
+        cmd += ["--input-size", *map(str, args.input_size)]
     cmd += ["--json", *flags]
     if args.accuracy and precision != "fp32":
         cmd += ["--accuracy", str(args.accuracy)]
@@ -67,7 +69,7 @@ def markdown(rows: dict[str, list[dict]], args: argparse.Namespace, command: str
     low = {label: min(r["latency_min_ms"] for r in runs) for label, runs in rows.items()}
     first = next(iter(rows.values()))[0]
     lines = [
-        f"Model `{args.model}`, {args.input_size[0]}x{args.input_size[1]}, batch {args.batch}; {first['cpu']}, "
+        f"Model `{args.model}`, {first['input_size'][0]}x{first['input_size'][1]}, batch {args.batch}; {first['cpu']}, "
         f"{first['threads']} threads{', OMP_WAIT_POLICY=PASSIVE' if args.omp_passive else ''}; "
         f"{args.rounds} round(s) of {args.iters} timed calls; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
@@ -106,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default="hg2", help="preset name or .safetensors checkpoint")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--input-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="default: the checkpoint's")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--accuracy", type=int, default=0, help="synthetic validation figures per non-fp32 row")
@@ -142,7 +144,7 @@ def main() -> None:
     if args.profile:
         from hourglass.deploy.bench import openvino_profile
 
-        prof = openvino_profile(args.model, "bf16", tuple(args.input_size))
+        prof = openvino_profile(args.model, "bf16", tuple(args.input_size) if args.input_size else None)
         text += "\n\nOpenVINO bf16, where a batch-1 call spends its time (PERF_COUNT, top 8):\n\n"
         text += "| layer type | kernel | layers | ms | share |\n|---|---|---:|---:|---:|\n"
         text += "\n".join(

@@ -154,7 +154,8 @@ def synthetic_validation(meta: dict[str, Any], input_size: tuple[int, int], num:
     from hourglass.data.synthetic import SyntheticFigures
 
     data = meta.get("data") or {}
-    codec = HeatmapCodec(input_size, data.get("heatmap_size"), sigma=float(data.get("sigma", 2.0)))
+    same = list(input_size) == list(data.get("input_size", []))
+    codec = HeatmapCodec(input_size, data.get("heatmap_size") if same else None, sigma=float(data.get("sigma", 2.0)))
     return SyntheticFigures(num, seed=seed, codec=codec)
 
 
