@@ -108,7 +108,8 @@ def demo(
             raise typer.Exit(130)
         console.print(
             f"PCKh@0.5 on {m['held_out_images']} held-out figures: untrained {m['untrained_pckh']:.1f}% -> "
-            f"trained {m['trained_pckh']:.1f}% ({m['steps']} steps, {m['train_seconds']:.0f} s of training)"
+            f"trained {m['trained_pckh']:.1f}% ({m['steps']} steps, {m['train_seconds']:.0f} s of training); "
+            f"target {m['target_pckh']:.0f}%: {'met' if m['target_met'] else 'not met'}"
         )
         console.print(f"outputs in {cfg.train.out_dir}/: metrics.json, curves.png, overlays/, last.safetensors")
 
