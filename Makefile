@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/hourglass demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -28,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_runtimes.py hg2 --profile
 
 clean:
 	rm -rf $(VENV) runs build dist .pytest_cache

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the repository root and the shared MPII evaluation data."""
+"""Fixtures shared by every test folder (pytest finds them; nothing imports this module by name)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def shared_data_dir(name: str) -> Path:
-    """``../shared/data/<name>`` beside the repository; skip locally, fail under CI, when absent."""
-    path = SHARED_DATA / name
-    if not path.is_dir():
-        message = f"shared test data missing: {path}"
+@pytest.fixture(scope="session")
+def mpii_eval_dir() -> Path:
+    """``../shared/data/mpii-eval`` beside the repository: skipped locally when absent, a failure under CI.
+
+    CI has the files (the brief), so a CI run without them must not pass quietly.
+    """
+    path = SHARED_DATA / "mpii-eval"
+    if not (path / "mpii_val_gt.mat").is_file() or not (path / "valid.h5").is_file():
+        message = f"MPII evaluation data missing: {path}"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
@@ -13,25 +12,18 @@ import scipy.io
 
 from hourglass.data import DataError, HeatmapCodec, MPIIDataset, load_mpii_h5, load_mpii_json
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mpii-eval"
-
 
 @pytest.fixture(scope="module")
-def valid_h5() -> Path:
-    """``valid.h5`` of ../shared/data/mpii-eval; skip locally when absent, fail under CI (which has it)."""
-    path = DATA / "valid.h5"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"MPII evaluation data missing: {path} (CI must have it)")
-        pytest.skip(f"MPII evaluation data missing: {path}")
-    return path
+def valid_h5(mpii_eval_dir: Path) -> Path:
+    """``valid.h5`` of ../shared/data/mpii-eval (the root conftest skips locally, fails under CI, if absent)."""
+    return mpii_eval_dir / "valid.h5"
 
 
 def test_valid_h5_loads_without_images_and_matches_the_official_ground_truth(valid_h5: Path) -> None:
     ds = MPIIDataset(valid_h5)  # no image root: annotations only
     ann = ds.annotations()
     assert len(ds) == 2958 and ann["keypoints"].shape == (2958, 16, 2)
-    gt = scipy.io.loadmat(DATA / "mpii_val_gt.mat")
+    gt = scipy.io.loadmat(valid_h5.parent / "mpii_val_gt.mat")
     labelled = gt["jnt_missing"].T == 0
     np.testing.assert_array_equal(ann["visible"] > 0, labelled)
     # 0-based here, 1-based in the .mat; the .h5 holds integer-rounded positions of the same people

@@ -7,7 +7,6 @@ locally when it is absent and fail under CI.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,19 +26,10 @@ PUBLISHED = {
 }
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = REPO_ROOT.parent / "shared" / "data" / "mpii-eval"
-
-
 @pytest.fixture(scope="module")
-def data() -> Path:
-    """The MPII evaluation files; skip locally when absent, fail under CI (which has them)."""
-    if not (DATA / "mpii_val_gt.mat").is_file():
-        message = f"MPII evaluation data missing: {DATA}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must have it)")
-        pytest.skip(message)
-    return DATA
+def data(mpii_eval_dir: Path) -> Path:
+    """The MPII evaluation files (the root conftest skips locally, fails under CI, when absent)."""
+    return mpii_eval_dir
 
 
 @pytest.mark.parametrize("preds", sorted(PUBLISHED))
@@ -64,7 +54,9 @@ def test_other_conventions_and_pckh_at_0_1(data: Path) -> None:
 def test_cli_json_in_a_subprocess(data: Path) -> None:
     cmd = [sys.executable, "-m", "hourglass", "eval-mpii", "--json", "--protocol", "official"]
     cmd += ["--preds", str(data / "preds_bearpaw_hg_s8_b1.mat"), "--gt", str(data / "mpii_val_gt.mat")]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120, check=True)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120, check=True
+    )
     scores = json.loads(out.stdout)
     assert set(scores) == {*COLUMNS, "Mean@0.1"}
     assert [round(scores[c], 2) for c in COLUMNS] == list(PUBLISHED["preds_bearpaw_hg_s8_b1.mat"])
