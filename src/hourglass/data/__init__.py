@@ -1,7 +1,7 @@
 """Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
 
 from .coco import COCOKeypoints
-from .codec import HeatmapCodec, flip_back, flip_keypoints
+from .codec import HeatmapCodec, flip_back, flip_keypoints, flip_test
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
 from .errors import DataError
 from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
@@ -37,6 +37,7 @@ __all__ = [
     "colour_jitter",
     "flip_back",
     "flip_keypoints",
+    "flip_test",
     "get_affine_matrix",
     "get_skeleton",
     "load_mpii",

@@ -9,7 +9,7 @@ quarter-pixel shift decodes a noiseless target within 0.25 heatmap px.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -229,6 +229,22 @@ def flip_back(heatmaps: ArrayT, flip_index: Sequence[int], shift: bool = True) -
     if shift:
         out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
     return out
+
+
+def flip_test(forward: Callable[[ArrayT], ArrayT], images: ArrayT, flip_index: Sequence[int]) -> ArrayT:
+    """The flip test of Newell et al. and HRNet: heatmaps of ``images`` averaged with those of their mirrors.
+
+    ``forward`` maps network inputs ``(B, C, H, W)`` to heatmaps ``(B, K, h, w)`` (numpy or torch, as
+    ``images``); it is called once on the ``2B`` inputs, and the mirrored half is brought back with
+    :func:`flip_back` (joints swapped, one-pixel shift) before averaging. Returns ``(B, K, h, w)``.
+    """
+    n = len(images)
+    if isinstance(images, np.ndarray):
+        both = np.concatenate([images, images[..., ::-1]])
+    else:
+        both = torch.cat([images, images.flip(-1)])
+    out = forward(both)
+    return 0.5 * (out[:n] + flip_back(out[n:], flip_index, shift=True))
 
 
 def flip_keypoints(keypoints: ArrayT, flip_index: Sequence[int], width: float) -> ArrayT:

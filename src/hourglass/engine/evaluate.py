@@ -26,7 +26,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from hourglass.data import HeatmapCodec, flip_back, get_affine_matrix, transform_points
+from hourglass.data import HeatmapCodec, flip_test, get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
 from hourglass.engine.checkpoints import atomic_write, load_model
 from hourglass.engine.config import Config
@@ -92,10 +92,11 @@ def predict_keypoints(
     for batch in loader:
         images = batch["image"].to(device, memory_format=memory_format)
         with autocast:
-            heatmaps = _last_stack(model(images)).float()
-            if flip:
-                flipped = _last_stack(model(images.flip(-1))).float()
-                heatmaps = 0.5 * (heatmaps + flip_back(flipped, flip_index, shift=True))
+
+            def forward(x: torch.Tensor) -> torch.Tensor:
+                return _last_stack(model(x)).float()
+
+            heatmaps = flip_test(forward, images, flip_index) if flip else forward(images)
         kp, sc = codec.decode(heatmaps)
         meta = batch["meta"]
         matrices = np.stack(

@@ -27,7 +27,7 @@ from hourglass.data import (
     HeatmapCodec,
     Skeleton,
     box_to_center_scale,
-    flip_back,
+    flip_test,
     get_affine_matrix,
     get_skeleton,
     transform_points,
@@ -241,16 +241,17 @@ class Predictor:
     def heatmaps(self, images: np.ndarray) -> np.ndarray:
         """Last-stack heatmaps ``(B, K, h, w)`` of network inputs ``(B, 3, H, W)``, flip-averaged if enabled."""
         k, (h, w) = self.skeleton.num_joints, self.codec.heatmap_size
-        batch = np.concatenate([images, images[..., ::-1]]) if self.flip else images
-        out = np.asarray(self.runtime(batch), dtype=np.float32)
-        if out.shape != (len(batch), k, h, w):
-            raise ValueError(
-                f"the network returned heatmaps of shape {out.shape}, expected ({len(batch)}, {k}, {h}, {w}) "
-                "from the checkpoint's skeleton and heatmap_size"
-            )
-        if self.flip:
-            out = 0.5 * (out[: len(images)] + flip_back(out[len(images) :], self.skeleton.flip_index, shift=True))
-        return out
+
+        def forward(batch: np.ndarray) -> np.ndarray:
+            out = np.asarray(self.runtime(np.ascontiguousarray(batch)), dtype=np.float32)
+            if out.shape != (len(batch), k, h, w):
+                raise ValueError(
+                    f"the network returned heatmaps of shape {out.shape}, expected ({len(batch)}, {k}, {h}, {w}) "
+                    "from the checkpoint's skeleton and heatmap_size"
+                )
+            return out
+
+        return flip_test(forward, images, self.skeleton.flip_index) if self.flip else forward(images)
 
 
 def crop_person(
