@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from hourglass.engine.checkpoints import CheckpointError, save_checkpoint
+from hourglass.engine.checkpoints import CheckpointError, mismatch_summary, save_checkpoint
 from hourglass.models import StackedHourglass, create_model
 
 _STEM_KEY = "pre.0.conv.weight"
@@ -152,14 +152,8 @@ def map_princeton_state(
     unused = [k for k in state if k not in used]
     unexpected = [k for k in unused if ".skip_layer." not in k]
     if missing or misshaped or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-        if misshaped:
-            parts.append(f"shape mismatch {'; '.join(misshaped[:5])}")
-        raise CheckpointError(f"{where}: princeton-vl weights do not fit: {'; '.join(parts)}")
+        problems = mismatch_summary(missing, unexpected, misshaped)
+        raise CheckpointError(f"{where}: princeton-vl weights do not fit: {problems}")
     return mapped
 
 

@@ -201,15 +201,27 @@ def load_state(path: str | os.PathLike[str], model: nn.Module, state: Mapping[st
         if k in state and state[k].shape != v.shape
     ]
     if missing or unexpected or misshaped:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-        if misshaped:
-            parts.append(f"shape mismatch (checkpoint vs model) {'; '.join(misshaped[:5])}")
-        raise CheckpointError(f"{path}: weights do not fit the model: {'; '.join(parts)}")
+        problems = mismatch_summary(missing, unexpected, misshaped, shape_label="shape mismatch (checkpoint vs model)")
+        raise CheckpointError(f"{path}: weights do not fit the model: {problems}")
     model.load_state_dict(state, strict=True)
+
+
+def mismatch_summary(
+    missing: list[str], unexpected: list[str], misshaped: list[str], shape_label: str = "shape mismatch"
+) -> str:
+    """One line naming (up to five of) the missing, unexpected and misshaped tensors of a state dict."""
+
+    def some(names: list[str], sep: str = ", ") -> str:
+        return sep.join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing {some(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {some(unexpected)}")
+    if misshaped:
+        parts.append(f"{shape_label} {some(misshaped, '; ')}")
+    return "; ".join(parts)
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
