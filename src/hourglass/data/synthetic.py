@@ -261,12 +261,16 @@ def render_figure(fig: Figure, index: int, seed: int = 0) -> np.ndarray:
     hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))])
     shirt, pants = _colour(rng), _colour(rng)
     sleeves = shirt if rng.random() < 0.6 else skin
+    forearm = sleeves if rng.random() < 0.5 else skin
     ua, fa, th, sh = fig.widths
 
     def arm(s: int, e: int, w: int) -> None:
+        # Long sleeves end at the wrist, short ones at the elbow; the hand is an outlined skin blob that
+        # starts at the wrist and points along the forearm, as the shoe does for the ankle.
         _capsule(img, j[s], j[e], ua, sleeves)
-        _capsule(img, j[e], j[w], fa, skin)
-        cv2.circle(img, tuple(int(v) for v in np.round(j[w] * 16)), int(fa * 1.3 * 16), skin, -1, cv2.LINE_AA, 4)
+        _capsule(img, j[e], j[w], fa, forearm)
+        hand = j[w] + (j[w] - j[e]) / max(np.linalg.norm(j[w] - j[e]), 1e-6) * fa * 1.6
+        _capsule(img, j[w], hand, fa * 1.2, _shade(skin, 0.9))
 
     def leg(h: int, k: int, a: int) -> None:
         _capsule(img, j[h], j[k], th, pants)
