@@ -85,7 +85,11 @@ def test_two_processes_match_one_and_write_one_checkpoint(tmp_path: Path, make_c
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 6  # one writer: rank 1 logged nothing
-    assert losses == pytest.approx(single.losses, rel=1e-3)
+    # Step 1 starts from the same weights on the same samples: only the order of the sums differs.
+    assert losses[0] == pytest.approx(single.losses[0], rel=1e-5)
+    # Later steps carry that roundoff through SGD with momentum: it grows to ~1e-3 by step 6 (seen:
+    # 1.1e-3); a DDP that did not average gradients or split batches wrongly is off by whole percents.
+    assert losses == pytest.approx(single.losses, rel=5e-3)
     assert sorted(p.name for p in out.iterdir() if p.suffix in (".safetensors", ".pt")) == [
         "last.safetensors",
         "last.state.pt",
