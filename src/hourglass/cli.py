@@ -209,12 +209,13 @@ def predict(
     heatmaps: Annotated[bool, typer.Option("--heatmaps", help="also write a heatmap montage per person")] = False,
     backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
     """Keypoints of the people in images: COCO results JSON and overlay PNGs under --out."""
     from hourglass.engine.predict import predict_files
 
     report = run_guarded(
-        lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision)
+        lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision, device=device)
     )
     for note in report.notes:
         err_console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -96,3 +96,20 @@ def test_accuracy_cost_scores_both_runtimes() -> None:
     assert cost.instances == 6 and 0 < cost.keypoints <= 96
     same = accuracy_cost(untrained, untrained, ds)
     assert same.pckh_diff == 0.0 and same.within_1px == 1.0
+
+
+def test_device_is_chosen_and_checked(tiny, images, reference) -> None:
+    rt = create_runtime(tiny, "eager", "fp32", input_size=(32, 32), device="cpu")
+    assert rt.device == torch.device("cpu")
+    np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="expected cpu, cuda or cuda:N"):
+        create_runtime(tiny, "eager", device="mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:1': CUDA is not available here"):
+            create_runtime(tiny, "eager", device="cuda:1")
+    else:
+        with pytest.raises(ValueError, match="runs on the CPU only; on cuda use eager or compile"):
+            create_runtime(tiny, "openvino", device="cuda")
+        gpu = create_runtime(tiny, "best", "fp32", input_size=(32, 32), device="cuda")
+        assert gpu.backend == "eager"
+        np.testing.assert_allclose(gpu(images), reference, rtol=1e-3, atol=1e-3)

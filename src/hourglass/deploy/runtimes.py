@@ -18,7 +18,8 @@ backend           fp32 / bf16                                int8
 ================  =========================================  ==============================================
 
 bf16 uses AMX on recent Intel CPUs; on CPUs without native bf16 it still runs, slowly (emulated).
-No path assumes CUDA. For int8, OpenVINO runs the layers it does not quantise at its default precision
+No path assumes CUDA; ``device="cuda"`` runs the PyTorch back-ends on a GPU (bf16 there uses tensor
+cores). For int8, OpenVINO runs the layers it does not quantise at its default precision
 for the CPU (bf16 where AMX is present).
 """
 
@@ -95,27 +96,37 @@ class Runtime:
 
 
 class TorchRuntime(Runtime):
-    """Eager PyTorch or ``torch.compile``; bf16 = channels_last weights and inputs + ``torch.autocast('cpu')``.
+    """Eager PyTorch or ``torch.compile`` on ``device``; bf16 = channels_last weights and inputs + autocast.
 
     ``torch.compile`` compiles on the first call (10-30 s for hg2 on a 2-core CPU) and again for each new
-    batch size it sees until it marks the batch dynamic.
+    batch size it sees until it marks the batch dynamic. On a GPU, inputs are copied to the device and
+    heatmaps back to host memory on every call.
     """
 
-    def __init__(self, net: nn.Module, precision: str, compile: bool, input_size: tuple[int, int], channels: int):
+    def __init__(
+        self,
+        net: nn.Module,
+        precision: str,
+        compile: bool,
+        input_size: tuple[int, int],
+        channels: int,
+        device: torch.device | str = "cpu",
+    ):
         super().__init__(input_size, channels)
         self.backend = "compile" if compile else "eager"
         self.precision = precision
+        self.device = torch.device(device)
         self.channels_last = precision == "bf16"
-        if self.channels_last:
-            net = net.to(memory_format=torch.channels_last)
+        net = net.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.net = torch.compile(net) if compile else net
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(images)
+        x = torch.from_numpy(images).to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
-            return self.net(x).float().contiguous().numpy()
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
+            return self.net(x).float().cpu().contiguous().numpy()
 
 
 class OnnxRuntime(Runtime):
@@ -263,6 +274,7 @@ def create_runtime(
     calibration: np.ndarray | torch.Tensor | Iterable[Any] | None = None,
     input_size: tuple[int, int] | None = None,
     fold: bool = True,
+    device: torch.device | str = "cpu",
 ) -> Runtime:
     """Build a :class:`Runtime` for a model (module, ``.safetensors`` checkpoint or preset name).
 
@@ -277,6 +289,12 @@ def create_runtime(
         input_size: ``(H, W)``; default: the checkpoint's ``data.input_size``, else 256x256.
         fold: fold BatchNorm into the convolutions first (``False``: the network as trained, e.g. to
             benchmark a plain ONNX export).
+        device: ``cpu`` (default), ``cuda`` or ``cuda:N`` for the PyTorch back-ends (``eager``,
+            ``compile``; ``best`` means ``eager`` there). ONNX Runtime and OpenVINO run on the CPU here.
+
+    Raises:
+        ValueError: unknown backend or precision, a combination that does not exist, or a CPU-only
+            backend asked for a GPU, or a CUDA device on a machine without one (the message names it).
 
     Example:
         >>> rt = create_runtime("hg1", backend="eager")
@@ -284,6 +302,12 @@ def create_runtime(
         (1, 16, 64, 64)
     """
     _check_choice(backend, precision)
+    device = _resolve_device(device)
+    if device.type != "cpu":
+        if backend == "best":
+            backend = "eager"
+        if backend not in ("eager", "compile"):
+            raise ValueError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
     model, meta = resolve_model(model_or_checkpoint)
     if input_size is None:
         input_size = tuple(meta.get("data", {}).get("input_size", DEFAULT_INPUT_SIZE))  # type: ignore[assignment]
@@ -291,7 +315,16 @@ def create_runtime(
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)
-    return _build(model, backend, precision, input_size, batches, fold=fold)
+    return _build(model, backend, precision, input_size, batches, fold=fold, device=device)
+
+
+def _resolve_device(device: torch.device | str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch.cuda.is_available() is False)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: expected cpu, cuda or cuda:N")
+    return dev
 
 
 def _build(
@@ -302,11 +335,12 @@ def _build(
     calibration: Sequence[np.ndarray] | None,
     onnx_path: Path | None = None,
     fold: bool = True,
+    device: torch.device | str = "cpu",
 ) -> Runtime:
     channels = input_channels(model)
     net = prepare_for_inference(model, fold=fold)
     if backend in ("eager", "compile"):
-        return TorchRuntime(net, precision, backend == "compile", input_size, channels)
+        return TorchRuntime(net, precision, backend == "compile", input_size, channels, device=device)
     if onnx_path is not None:
         return _from_onnx(backend, onnx_path, precision, input_size, channels, calibration)
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:

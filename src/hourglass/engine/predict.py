@@ -137,13 +137,15 @@ class Predictor:
         batch_size: int = 8,
         skeleton: Skeleton | str | Mapping[str, Any] | None = None,
         calibration: Any | None = None,
+        device: str = "cpu",
     ) -> Predictor:
         """A predictor for a ``.safetensors`` checkpoint: codec and skeleton from its ``meta["data"]``.
 
         ``backend``/``precision`` choose the runtime (:func:`hourglass.deploy.runtimes.create_runtime`:
         eager, compile, onnxruntime, openvino, best; fp32, bf16, int8). int8 needs ``calibration`` images
         ``(N, 3, H, W)`` (see :func:`calibration_images`). ``skeleton`` overrides or supplies the
-        skeleton when the checkpoint has none.
+        skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
+        compile back-ends.
         """
         from hourglass.deploy.runtimes import create_runtime
         from hourglass.engine.checkpoints import read_metadata
@@ -151,7 +153,12 @@ class Predictor:
         meta = read_metadata(path)
         codec, skel = codec_and_skeleton(meta, path, skeleton)
         runtime = create_runtime(
-            path, backend=backend, precision=precision, calibration=calibration, input_size=codec.input_size
+            path,
+            backend=backend,
+            precision=precision,
+            calibration=calibration,
+            input_size=codec.input_size,
+            device=device,
         )
         return cls(runtime, codec, skel, flip=flip, batch_size=batch_size)
 
@@ -419,6 +426,7 @@ def predict_files(
     backend: str = "eager",
     precision: str = "fp32",
     progress: bool = True,
+    device: str = "cpu",
 ) -> PredictReport:
     """``hourglass predict``: keypoints of every person in every image, written under ``out``.
 
@@ -446,7 +454,12 @@ def predict_files(
         codec, _ = codec_and_skeleton(read_metadata(checkpoint), checkpoint)
         calibration = calibration_images(files, codec.input_size)
     predictor = Predictor.from_checkpoint(
-        checkpoint, backend=backend, precision=precision, batch_size=batch_size, calibration=calibration
+        checkpoint,
+        backend=backend,
+        precision=precision,
+        batch_size=batch_size,
+        calibration=calibration,
+        device=device,
     )
     results: list[dict[str, Any]] = []
     pending: list[_Pending] = []
