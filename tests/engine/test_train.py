@@ -31,10 +31,20 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_losses(tmp_path: Path, m
     first = train(cfg, on_step=interrupt)
     assert first.status == "interrupted" and first.step == 3
     assert read_metadata(first.last_checkpoint)["step"] == 3
+    log = tmp_path / "part" / "metrics.jsonl"
+    with log.open("a") as f:  # as if the process had died after logging step 4, past its checkpoint
+        f.write(json.dumps({"step": 4, "epoch": 1, "loss": 1.0, "lr": 0.0, "samples_per_s": 1.0}) + "\n")
     rest = train(cfg, resume=first.last_checkpoint)
     assert rest.step == 8
     assert first.losses + rest.losses == full.losses  # bit-identical on the same machine and settings
     assert len(set(full.losses)) == 8  # the losses do change from step to step
+
+    def logged(run: str) -> list[int]:
+        return [json.loads(x)["step"] for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert logged("part") == list(range(1, 9))  # records past the checkpoint were dropped, then re-logged
+    train(make_config(["train.out_dir=" + str(tmp_path / "full")])[0])
+    assert logged("full") == list(range(1, 9))  # a fresh run in the same folder starts a new log
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, make_config) -> None:

@@ -36,8 +36,13 @@ class NullLog:
 
 
 class RunLog(NullLog):
-    """Writes ``out_dir/metrics.jsonl`` (one JSON object per logged step or evaluation, appended so a resumed
-    run continues the same file), TensorBoard event files under ``out_dir/tensorboard`` and shows progress.
+    """Writes ``out_dir/metrics.jsonl`` (one JSON object per logged step or evaluation), TensorBoard event
+    files under ``out_dir/tensorboard`` and shows progress.
+
+    A fresh run (``resume_step=None``) replaces the logs a previous run left in ``out_dir``, as it replaces
+    its checkpoints, so the curves show one run. A resumed run keeps the records up to ``resume_step``
+    (the checkpoint it continues from), drops those logged after it, which the resumed run logs again,
+    and continues the same file; TensorBoard events after that step are purged likewise.
 
     Args:
         out_dir: run folder.
@@ -45,6 +50,7 @@ class RunLog(NullLog):
         progress: show the bar (off for tests and non-interactive use).
         tensorboard: write TensorBoard scalars.
         console: where the bar and messages go.
+        resume_step: the step a resumed run starts from; ``None`` for a fresh run.
     """
 
     def __init__(
@@ -54,18 +60,29 @@ class RunLog(NullLog):
         progress: bool = True,
         tensorboard: bool = True,
         console: Console | None = None,
+        resume_step: int | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.out_dir / "metrics.jsonl"
         self.log_every = log_every
         self.console = console or Console(stderr=True)
+        kept = []
+        if resume_step is not None and self.jsonl_path.exists():
+            kept = [r for r in read_jsonl(self.jsonl_path) if r.get("step", 0) <= resume_step]
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        atomic_write(self.jsonl_path, lambda tmp: Path(tmp).write_text(text))
         self._jsonl = open(self.jsonl_path, "a")
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+            tb_dir = self.out_dir / "tensorboard"
+            if resume_step is None and tb_dir.is_dir():
+                for old in tb_dir.glob("events.out.tfevents.*"):
+                    old.unlink()
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(str(tb_dir), purge_step=purge)
         self._progress: Progress | None = None
         self._task: Any = None
         self._show = progress

@@ -238,7 +238,11 @@ class _Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict())))
             self.runlog = RunLog(
-                self.out_dir, cfg.train.log_every, progress=cfg.train.progress, tensorboard=cfg.train.tensorboard
+                self.out_dir,
+                cfg.train.log_every,
+                progress=cfg.train.progress,
+                tensorboard=cfg.train.tensorboard,
+                resume_step=step if resume is not None else None,
             )
             if log is None:
                 self.say = self.runlog.message
