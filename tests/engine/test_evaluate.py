@@ -71,6 +71,16 @@ def test_perfect_heatmaps_score_100_in_image_pixels(make_config, flip: bool) -> 
     assert "Total" in result.table["PCKh@0.5"] and result_table(result).row_count == 2
 
 
+def test_a_training_split_is_evaluated_on_plain_crops(make_config) -> None:
+    cfg, _ = make_config(["train.amp=none", "data.augment.rotation=30", "data.augment.flip=true"])
+    cfg.data.val = cfg.data.train
+    oracle = Oracle(build_dataset(cfg, "val"))  # knows the plain crops of the training files only
+    train_split = build_dataset(cfg, "train")
+    assert train_split.augmentation is not None
+    result = evaluate_model(oracle, train_split, cfg, torch.device("cpu"), flip=True)
+    assert result.summary["pckh@0.5"] == 100.0 and train_split.augmentation is not None
+
+
 def test_eval_writes_json_and_refuses_other_checkpoints(tmp_path: Path, make_config) -> None:
     cfg, _ = make_config(["train.amp=none", "eval.max_samples=4"])
     dataset = build_dataset(cfg, "val")

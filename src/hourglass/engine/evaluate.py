@@ -15,6 +15,7 @@ here an instance's score is the box score times the mean of all its joint scores
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,14 @@ def predict_keypoints(
 def evaluate_model(
     model: nn.Module, dataset: KeypointDataset, cfg: Config, device: torch.device, flip: bool = True
 ) -> EvalResult:
-    """Predict ``dataset`` (no augmentation) with ``model`` and score it (see the module docstring)."""
+    """Predict ``dataset`` with ``model`` and score it (see the module docstring).
+
+    A training split's augmentation (random rotation, scale, flip) is switched off for the evaluation:
+    predictions are made on the plain crops, as for a validation split.
+    """
+    if dataset.augmentation is not None:
+        dataset = copy.copy(dataset)
+        dataset.augmentation = None
     base = dataset
     if cfg.eval.max_samples is not None and cfg.eval.max_samples < len(dataset):
         dataset = Subset(dataset, range(cfg.eval.max_samples))
