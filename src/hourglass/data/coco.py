@@ -17,10 +17,9 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pycocotools.coco import COCO
 
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
@@ -28,9 +27,14 @@ from .errors import DataError
 from .skeletons import COCO_17, MPII_16, Skeleton
 from .transforms import Augmentation, box_to_center_scale
 
+if TYPE_CHECKING:  # pycocotools is imported where COCO files are read, so MPII-only use runs without it
+    from pycocotools.coco import COCO
+
 
 def load_coco(path: str | os.PathLike[str]) -> COCO:
     """A pycocotools ``COCO`` index of ``path``, with its progress prints silenced and errors named."""
+    from pycocotools.coco import COCO
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such annotation file")
