@@ -118,8 +118,10 @@ def demo(
 
 @app.command("eval-mpii")
 def eval_mpii(
-    preds: Annotated[str, typer.Option("--preds", help="predictions .mat/.h5 with preds (N,16,2), 1-based")],
-    gt: Annotated[str, typer.Option("--gt", help="gt_valid.mat-style ground truth")],
+    preds: Annotated[
+        str, typer.Option("--preds", help="predictions .mat/.h5 with preds (N,16,2) or (2,16,N), 1-based")
+    ],
+    gt: Annotated[str, typer.Option("--gt", help="gt_valid.mat-style ground truth, or pose-hg-train's valid.h5")],
     protocol: Annotated[
         str,
         typer.Option("--protocol", help="official (MATLAB evaluatePCKh.m), bearpaw or hrnet (their scripts)"),
@@ -127,7 +129,7 @@ def eval_mpii(
     threshold: Annotated[float, typer.Option("--threshold", help="PCKh threshold (fraction of head size)")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
-    """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth."""
+    """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth (or valid.h5)."""
     import json
 
     from hourglass.engine.mpii_eval import evaluate_mpii_files, pckh_table
