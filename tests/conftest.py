@@ -23,3 +23,15 @@ def mpii_eval_dir() -> Path:
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_samples_dir() -> Path:
+    """``../shared/data/real-samples`` (real photos and annotation files): skipped locally when absent, fails in CI."""
+    path = SHARED_DATA / "real-samples"
+    if not (path / "coco" / "test_coco.json").is_file() or not (path / "mpii" / "test_mpii.json").is_file():
+        message = f"real sample data missing: {path}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must have it)")
+        pytest.skip(message)
+    return path

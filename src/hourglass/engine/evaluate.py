@@ -27,7 +27,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from hourglass.data import HeatmapCodec, flip_test, get_affine_matrix, transform_points
+from hourglass.data import DataError, HeatmapCodec, flip_test, get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
 from hourglass.engine.checkpoints import atomic_write, load_model
 from hourglass.engine.config import Config
@@ -172,7 +172,14 @@ def score(
         results = coco_results(keypoints, scores, gt, dataset.category["id"])
         stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas)
         return EvalResult("coco", stats, {"COCO OKS": stats}, keypoints, scores)
-    pck = keypoint_pck_accuracy(keypoints, gt["keypoints"], visible, 0.2, bbox_size(gt["bbox"]))
+    boxes = bbox_size(gt["bbox"])
+    if (boxes[visible.any(axis=1)] <= 0).any():
+        raise DataError(
+            f"{dataset.source}: people without head sizes and without person boxes cannot be scored (PCKh needs "
+            "a head size, PCK a box); for MPII set data.val.head_boxes to a gt_valid.mat or valid.h5 listing "
+            "the same people in the same order"
+        )
+    pck = keypoint_pck_accuracy(keypoints, gt["keypoints"], visible, 0.2, boxes)
     per_joint = {name: float(100 * v) for name, v in zip(skeleton.joint_names, pck.per_joint, strict=True)}
     summary = {"pck@0.2": 100 * pck.average}
     return EvalResult("pck", summary, {"PCK@0.2 (box)": {**per_joint, "Total": summary["pck@0.2"]}}, keypoints, scores)
