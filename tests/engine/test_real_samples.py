@@ -18,7 +18,7 @@ from test_evaluate import Oracle  # tests/engine is on sys.path (pytest's defaul
 from typer.testing import CliRunner
 
 from hourglass.cli import app
-from hourglass.data import COCO_17, MPII_16, DataError
+from hourglass.data import COCO_17, CROWDPOSE_14, MPII_16, DataError
 from hourglass.engine.checkpoints import build_model, save_checkpoint
 from hourglass.engine.config import load_config
 from hourglass.engine.datasets import build_dataset, data_meta
@@ -118,3 +118,24 @@ def test_mpii_head_boxes_of_other_people_are_refused(tmp_path: Path, real_sample
         cfg = load_config(write_config(tmp_path / "m.yaml", raw))
         with pytest.raises(DataError, match=r"data\.val\.head_boxes: .*" + match):
             build_dataset(cfg, "val")
+
+
+def test_crowdpose_format_file_is_recognised_and_scored_with_oks_ap(tmp_path: Path, real_samples_dir: Path) -> None:
+    """The real COCO file rewritten as CrowdPose writes its files (14 joints, ``head``/``neck``): recognised as
+    CROWDPOSE_14 and scored with OKS AP through its sigmas, not PCK."""
+    doc = json.loads((real_samples_dir / "coco" / "test_coco.json").read_text())
+    names = [*COCO_17.joint_names[5:], "head", "neck"]
+    doc["categories"] = [{"id": 1, "name": "person", "keypoints": names, "skeleton": [[13, 14], [1, 14], [2, 14]]}]
+    for ann in doc["annotations"]:
+        ann["keypoints"] = [*ann["keypoints"][15:], 0, 0, 0, 0, 0, 0]
+        ann["num_keypoints"] = sum(v > 0 for v in ann["keypoints"][2::3])
+    (tmp_path / "crowdpose.json").write_text(json.dumps(doc))
+    raw = _config(tmp_path, real_samples_dir, "coco", "test_coco.json")
+    raw["data"]["val"]["annotations"] = str(tmp_path / "crowdpose.json")
+    raw["data"].update(input_size=[256, 192], heatmap_size=[64, 48], sigma=2.0)
+    cfg = load_config(write_config(tmp_path / "c.yaml", raw))
+    dataset = build_dataset(cfg, "val")
+    assert dataset.skeleton is CROWDPOSE_14
+    result = evaluate_model(Oracle(dataset), dataset, cfg, torch.device("cpu"), flip=False)
+    assert result.kind == "coco"
+    assert result.summary["AP"] == pytest.approx(1.0, abs=0.02)

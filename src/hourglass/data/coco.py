@@ -24,7 +24,7 @@ import numpy as np
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
 from .errors import DataError
-from .skeletons import COCO_17, MPII_16, Skeleton
+from .skeletons import Skeleton, recognise_skeleton
 from .transforms import Augmentation, box_to_center_scale
 
 if TYPE_CHECKING:  # pycocotools is imported where COCO files are read, so MPII-only use runs without it
@@ -58,13 +58,10 @@ def keypoint_category(coco: COCO, source: str, category_id: int | None = None) -
     return cats[0]
 
 
-def skeleton_of(category: dict[str, Any]) -> Skeleton:
-    """The built-in skeleton when the category's joint names are COCO_17's or MPII_16's, else a custom one."""
-    names = tuple(category["keypoints"])
-    for known in (COCO_17, MPII_16):
-        if names == known.joint_names:
-            return known
-    return Skeleton.from_coco_category(category)
+def skeleton_of(category: dict[str, Any], source: str = "COCO category") -> Skeleton:
+    """The built-in set whose joints the category lists (COCO, MPII, CrowdPose, AI Challenger, Halpe), else a
+    custom skeleton from the category (:func:`~hourglass.data.skeletons.recognise_skeleton`)."""
+    return recognise_skeleton(category, source)
 
 
 def load_coco_people(coco: COCO, category: dict[str, Any], aspect_ratio: float, source: str) -> list[Record]:
@@ -176,7 +173,7 @@ class COCOKeypoints(KeypointDataset):
         source = str(ann_file)
         self.coco = load_coco(ann_file)
         self.category = keypoint_category(self.coco, source, category_id)
-        skeleton = skeleton or skeleton_of(self.category)
+        skeleton = skeleton or skeleton_of(self.category, source)
         if skeleton.num_joints != len(self.category["keypoints"]):
             raise DataError(
                 f"{source}: category has {len(self.category['keypoints'])} keypoints, "
