@@ -450,6 +450,8 @@ def recognise_skeleton(category: Mapping[str, Any], source: str = "COCO category
     known = _known_by_names([str(n) for n in category["keypoints"]])
     if known is None:
         return Skeleton.from_coco_category(category, source)
+    where = f"{source}: category {category.get('name', 'custom')!r}"
+    _edge_entries(category.get("skeleton", []), known.num_joints, where)  # warns about entries naming no joint
     own = Skeleton.from_coco_category({**category, "skeleton": []}, source)  # its own flip_index / sigmas, if any
     agrees = ("flip_index" not in category or own.flip_index == known.flip_index) and (
         "sigmas" not in category or own.sigmas == known.sigmas
