@@ -133,7 +133,7 @@ def test_predict_files_boxes_heatmaps_and_failures(checkpoint: Path, tmp_path: P
     (images / "notes.txt").write_text("not an image, ignored in a folder")
     dets = [
         {"image_id": 42, "category_id": 1, "bbox": [5, 5, 40, 60], "score": 0.8},
-        {"image_id": 42, "category_id": 1, "bbox": [10, 10, 30, 50], "score": 0.5},
+        {"image_id": 42, "category_id": 1, "bbox": [40, 40, 25, 45], "score": 0.5},
         {"image_id": 42, "category_id": 1, "bbox": [10, 10, 0, 50], "score": 0.5},
         {"image_id": "b", "category_id": 1, "bbox": [300, 300, 10, 10], "score": 0.9},
     ]
