@@ -540,6 +540,8 @@ def predict_files(
     with _Bar(progress) as bar:
         if images or not (streams or camera is not None):
             results = _predict_images(images, predictor, out_dir, choose, heatmaps, bar, report)
+            report.notes.extend(f"{where}: no boxes for this image in {boxes}" for where in choose.unmatched)
+            choose.unmatched.clear()
             text = json.dumps(results)
             report.written.append(atomic_write(out_dir / "keypoints.json", lambda tmp: Path(tmp).write_text(text)))
         names = _unique_names([s.name if s.is_dir() else s.stem for s in streams])
@@ -587,6 +589,7 @@ class _BoxChoice:
     box_threshold: float
     nms_threshold: float
     report: PredictReport
+    unmatched: list[str] = field(default_factory=list)  # images or frames without any box in the file
 
     def __call__(self, keys: Sequence[str], width: int, height: int, where: str, image_id: Any) -> list[Detection]:
         """Detections to run (score order); without a boxes file, the whole image as one person of score 1."""
@@ -594,7 +597,7 @@ class _BoxChoice:
             return [(whole_image_box(width, height).tolist(), 1.0, 1, image_id)]
         detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
         if not detections:
-            self.report.notes.append(f"{where}: no boxes for this image in {self.boxes_file}")
+            self.unmatched.append(where)
         self.report.boxes_read += len(detections)
         kept = []
         for j, det in enumerate(detections):
@@ -776,10 +779,20 @@ def _predict_stream(
         path = atomic_write(out_dir / f"{name}.keypoints.json", lambda tmp: Path(tmp).write_text(text))
         report.written.append(path)
         report.videos += 1
+    if choose.unmatched:
+        shown = _listing([w.rsplit(" ", 1)[-1] for w in choose.unmatched])
+        unmatched = f"{len(choose.unmatched)} frames without boxes in {choose.boxes_file}"
+        report.notes.append(f"{stream.label}: {unmatched}: {shown}")
+        choose.unmatched.clear()
     if broken:
         report.broken_frames += len(broken)
-        shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
-        report.failures.append(f"{source}: {len(broken)} broken frames skipped: {shown}")
+        report.failures.append(f"{stream.label}: {len(broken)} broken frames skipped: {_listing(broken)}")
+
+
+def _listing(items: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c and 4 more``: the first ``limit`` items and how many others."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def _overlay(item: _Pending, poses: Poses, skeleton: Skeleton, show_boxes: bool) -> np.ndarray:

@@ -59,12 +59,14 @@ class FrameSource:
 
     Attributes:
         name: output stem (``clip`` for ``clip.mp4``, the folder name, ``camera0``).
+        label: the source in messages (the file or folder path, ``camera 0``).
         fps: frame rate of the overlay video.
         total: number of frames when known (video files and folders), for the progress bar.
         frames: the frames; consuming it reads the source, which is released at its end.
     """
 
     name: str
+    label: str
     fps: float
     total: int | None
     frames: Iterator[Frame]
@@ -101,7 +103,7 @@ def folder_source(folder: str | Path, fps: float | None = None, max_frames: int 
             except ValueError as err:
                 yield Frame(index, None, str(path), keys, str(err))
 
-    return FrameSource(folder.name, fps or DEFAULT_FPS, len(files), frames())
+    return FrameSource(folder.name, str(folder), fps or DEFAULT_FPS, len(files), frames())
 
 
 def video_source(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> FrameSource:
@@ -126,7 +128,7 @@ def video_source(path: str | Path, fps: float | None = None, max_frames: int | N
     known = count if count > 0 else None
     frames = read_capture(capture, str(path), _frame_keys, known, max_frames)
     total = min(known, max_frames) if known is not None and max_frames is not None else known or max_frames
-    return FrameSource(path.stem, float(rate), total, frames)
+    return FrameSource(path.stem, str(path), float(rate), total, frames)
 
 
 def camera_source(camera: int | Capture, fps: float | None = None, max_frames: int | None = None) -> FrameSource:
@@ -149,7 +151,7 @@ def camera_source(camera: int | Capture, fps: float | None = None, max_frames: i
     get = getattr(capture, "get", None)
     rate = fps or (get(cv2.CAP_PROP_FPS) if get is not None else 0.0) or DEFAULT_FPS
     frames = read_capture(capture, file_name, _frame_keys, None, max_frames)
-    return FrameSource(name, float(rate), max_frames, frames)
+    return FrameSource(name, file_name, float(rate), max_frames, frames)
 
 
 def read_capture(
