@@ -137,7 +137,7 @@ def eval_mpii(
         if as_json:
             print(json.dumps(scores))
         else:
-            console.print(pckh_table(scores, f"PCKh@{threshold:g} ({protocol}) of {preds}"))
+            console.print(pckh_table(scores, f"PCKh@{threshold:g} ({protocol}) of {preds}", console.width))
 
     run_guarded(go)
 
@@ -193,7 +193,7 @@ def eval_cmd(
 
     def go() -> None:
         result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
-        console.print(result_table(result))
+        console.print(result_table(result, console.width))
         console.print(f"scores written to {result.json_path}")
 
     run_guarded(go)

@@ -761,14 +761,14 @@ def _predict_stream(
         except KeyboardInterrupt:
             if not live:
                 raise
-            report.notes.append(f"{stream.name}: stopped by Ctrl+C after {seen} frames")
+            report.notes.append(f"{stream.label}: stopped by Ctrl+C after {seen} frames")
         try:
             batches.flush()
         finally:
             if writer is not None:
                 writer.release()
         if writer is None:
-            raise ValueError(f"{name}: no readable frame")
+            raise ValueError(f"{stream.label}: no readable frame")
 
     try:
         report.written.append(atomic_write(out_dir / f"{name}.mp4", write, suffix=".tmp.mp4"))
