@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import cv2
@@ -86,6 +87,42 @@ def test_boxes_of_video_frames_are_thresholded_and_suppressed(checkpoint: Path, 
     assert [(r["frame"], r["bbox"]) for r in results] == expected
     assert report.notes == [f"{video}: 1 frames without boxes in {tmp_path / 'dets.json'}: 3"]
     assert len(_read_video(out / "walk.mp4")) == 4  # frames without people are in the overlay too
+
+
+def _riff(fourcc: bytes, data: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+
+def _avi_with_audio(path: Path, frames: list[np.ndarray], fps: int = 10, rate: int = 8000) -> Path:
+    """An AVI (RIFF, as Microsoft's AVI format specifies it) with an MJPG video stream and an interleaved
+    16-bit PCM audio stream of a 440 Hz tone: the layout of a camera's recording with sound."""
+    h, w = frames[0].shape[:2]
+    per_frame = rate // fps
+    t = np.arange(per_frame * len(frames)) / rate
+    pcm = (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2")
+    header = "<4s4sIHHIIIIIIIIhhhh"  # AVISTREAMHEADER
+    avih = struct.pack("<14I", 1_000_000 // fps, 0, 0, 0, len(frames), 0, 2, 0, w, h, 0, 0, 0, 0)
+    vids = struct.pack(header, b"vids", b"MJPG", 0, 0, 0, 0, 1, fps, 0, len(frames), 0, 0xFFFFFFFF, 0, 0, 0, w, h)
+    bitmap = struct.pack("<IiiHH4sIiiII", 40, w, h, 1, 24, b"MJPG", w * h * 3, 0, 0, 0, 0)
+    auds = struct.pack(header, b"auds", bytes(4), 0, 0, 0, 0, 2, 2 * rate, 0, len(pcm), 0, 0xFFFFFFFF, 2, 0, 0, 0, 0)
+    wave = struct.pack("<HHIIHHH", 1, 1, rate, 2 * rate, 2, 16, 0)  # PCM, mono, 16 bit
+    video = _riff(b"LIST", b"strl" + _riff(b"strh", vids) + _riff(b"strf", bitmap))
+    audio = _riff(b"LIST", b"strl" + _riff(b"strh", auds) + _riff(b"strf", wave))
+    hdrl = _riff(b"LIST", b"hdrl" + _riff(b"avih", avih) + video + audio)
+    movi = b"".join(
+        _riff(b"00dc", cv2.imencode(".jpg", f)[1].tobytes())
+        + _riff(b"01wb", pcm[i * per_frame : (i + 1) * per_frame].tobytes())
+        for i, f in enumerate(frames)
+    )
+    path.write_bytes(_riff(b"RIFF", b"AVI " + hdrl + _riff(b"LIST", b"movi" + movi)))
+    return path
+
+
+def test_audio_track_is_ignored(checkpoint: Path, tmp_path: Path) -> None:
+    video = _avi_with_audio(tmp_path / "talk.avi", [_frame(i) for i in range(5)])
+    report = predict_files([video], checkpoint, tmp_path / "out", progress=False)
+    assert report.failures == [] and (report.frames, report.broken_frames) == (5, 0)
+    assert len(_read_video(tmp_path / "out" / "talk.mp4")) == 5
 
 
 def _corrupt_jpeg(path: Path, which: int) -> None:
