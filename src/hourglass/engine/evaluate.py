@@ -33,6 +33,7 @@ from hourglass.engine.checkpoints import atomic_write, load_model
 from hourglass.engine.config import Config
 from hourglass.engine.distributed import resolve_device
 from hourglass.engine.precision import autocast_context
+from hourglass.engine.tables import score_table
 
 
 @dataclass
@@ -239,16 +240,11 @@ def evaluate(
     return result
 
 
-def result_table(result: EvalResult) -> Table:
-    """A rich table: one row per score set (e.g. PCKh@0.5), one column per joint group."""
-    columns = list(dict.fromkeys(c for row in result.table.values() for c in row))
-    table = Table(title=f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind)
-    table.add_column("")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for name, row in result.table.items():
-        table.add_row(name, *(f"{row[c]:.2f}" if c in row else "" for c in columns))
-    return table
+def result_table(result: EvalResult, width: int | None = None) -> Table:
+    """A rich table: one row per score set (e.g. PCKh@0.5) and one column per joint group, or one row per
+    joint when that would not fit ``width``, the terminal's by default (:func:`hourglass.engine.tables.score_table`)."""
+    title = f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind
+    return score_table(result.table, title, width)
 
 
 def _check_data_meta(path: str | Path, meta: dict[str, Any], want: dict[str, Any]) -> None:

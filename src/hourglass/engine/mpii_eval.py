@@ -157,16 +157,12 @@ def evaluate_mpii_files(
     return mpii_pckh_report(preds, gt.keypoints, gt.visible, gt.head_size, threshold, protocol)
 
 
-def pckh_table(scores: dict[str, float], title: str) -> Table:
-    """A rich table of :func:`evaluate_mpii_files`'s scores, one column per body part."""
-    from rich.table import Table
+def pckh_table(scores: dict[str, float], title: str, width: int | None = None) -> Table:
+    """A rich table of :func:`evaluate_mpii_files`'s scores, one column per body part (one row each when the
+    columns would not fit ``width``, the terminal's by default: :func:`hourglass.engine.tables.score_table`)."""
+    from hourglass.engine.tables import score_table
 
-    columns = [c for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores]
-    table = Table(title=title)
-    for name in columns:
-        table.add_column(name, justify="right")
-    table.add_row(*(f"{scores[c]:.2f}" for c in columns))
-    return table
+    return score_table({"": {c: scores[c] for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores}}, title, width)
 
 
 def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:
