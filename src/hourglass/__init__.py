@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from .models import Hourglass, ResidualBlock, StackedHourglass, create_model, list_models
 
 if TYPE_CHECKING:
-    from .engine.predict import Predictor
+    from .inference.predictor import Predictor
 
 __version__ = "0.1.0"
 
@@ -15,7 +15,7 @@ __all__ = ["Hourglass", "Predictor", "ResidualBlock", "StackedHourglass", "__ver
 def __getattr__(name: str) -> Any:
     """Lazy exports: ``hourglass.Predictor`` imports the inference engine (OpenCV, data) on first use only."""
     if name == "Predictor":
-        from .engine.predict import Predictor
+        from .inference.predictor import Predictor
 
         return Predictor
     raise AttributeError(f"module 'hourglass' has no attribute {name!r}")

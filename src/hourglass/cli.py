@@ -1,4 +1,4 @@
-"""Command-line interface: parses arguments and calls engine/deploy; no logic of its own.
+"""Command-line interface: parses arguments and calls the training, evaluation and inference rooms; no logic of its own.
 
 Expected errors (bad files, bad settings) print one line to stderr and exit with status 1 or 2, without
 a traceback.
@@ -47,8 +47,8 @@ def summary(
     depth: Annotated[int, typer.Option(help="nesting depth of the layer table")] = 3,
 ) -> None:
     """Layer table with output shapes and parameters (torchinfo), total parameters and multiply-adds."""
-    from hourglass.engine.inspect import default_input_size, summarize
     from hourglass.models import create_model
+    from hourglass.models.summary import default_input_size, summarize
 
     def go() -> None:
         net = create_model(model)
@@ -68,9 +68,9 @@ def probe(
     input_size: InputSize = None,
 ) -> None:
     """Run one forward pass with hooks and print each named layer's output shape."""
-    from hourglass.engine.inspect import default_input_size
-    from hourglass.engine.inspect import probe as probe_layers
     from hourglass.models import create_model
+    from hourglass.models.summary import default_input_size
+    from hourglass.models.summary import probe as probe_layers
 
     def go() -> None:
         net = create_model(model)
@@ -92,14 +92,16 @@ def list_models_cmd() -> None:
 
 @app.command()
 def demo(
-    config: Annotated[str, typer.Option(help="the demo recipe")] = "configs/synthetic-hg1.yaml",
+    config: Annotated[
+        str, typer.Option(help="the demo recipe (a shipped recipe name or a YAML file)")
+    ] = "synthetic-hg1",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     num_train: Annotated[int, typer.Option(help="synthetic training images")] = 4000,
     num_val: Annotated[int, typer.Option(help="synthetic held-out images")] = 500,
 ) -> None:
     """The main job: synthesise figures, train a small hourglass on the CPU (time-capped), show it learnt."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.demo import run_demo
+    from hourglass.config import load_config
+    from hourglass.training.demo import run_demo
 
     def go() -> None:
         cfg = load_config(config, overrides)
@@ -130,7 +132,7 @@ def eval_mpii(
     """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth."""
     import json
 
-    from hourglass.engine.mpii_eval import evaluate_mpii_files, pckh_table
+    from hourglass.evaluation.mpii_files import evaluate_mpii_files, pckh_table
 
     def go() -> None:
         scores = evaluate_mpii_files(preds, gt, protocol, threshold)
@@ -161,15 +163,17 @@ def synth(
 
 @app.command()
 def train(
-    config: Annotated[str, typer.Option(help="YAML recipe, e.g. configs/mpii-hg2.yaml")],
+    config: Annotated[
+        str, typer.Option(help="a shipped recipe (mpii-hg2, mpii-hg8, coco-hg2, synthetic-hg1) or a YAML file")
+    ],
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="dotted key=value override, e.g. optim.lr=1e-3; repeatable")
     ] = None,
     resume: Annotated[str | None, typer.Option(help="last.safetensors of a run to continue")] = None,
 ) -> None:
     """Train a model (one process, or one per GPU/CPU group under torchrun)."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.train import train as train_run
+    from hourglass.config import load_config
+    from hourglass.training.loop import train as train_run
 
     def go() -> None:
         result = train_run(load_config(config, overrides), resume=resume)
@@ -181,15 +185,15 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    config: Annotated[str, typer.Option(help="YAML recipe whose data.val split is scored")],
+    config: Annotated[str, typer.Option(help="recipe (shipped name or YAML file) whose data.val split is scored")],
     checkpoint: Annotated[str, typer.Option(help="a .safetensors checkpoint")],
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test (average with the mirrored crop)")] = True,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="where to write the scores")] = None,
 ) -> None:
     """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, or PCK@0.2."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.evaluate import evaluate, result_table
+    from hourglass.config import load_config
+    from hourglass.evaluation.evaluate import evaluate, result_table
 
     def go() -> None:
         result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
@@ -212,7 +216,7 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
     """Keypoints of the people in images: COCO results JSON and overlay PNGs under --out."""
-    from hourglass.engine.predict import predict_files
+    from hourglass.inference.predictor import predict_files
 
     report = run_guarded(
         lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision, device=device)
@@ -241,7 +245,7 @@ def export(
     fold: Annotated[bool, typer.Option("--fold/--no-fold", help="fold BatchNorm into convolutions")] = True,
 ) -> None:
     """Export a checkpoint (dynamic batch), check it against eager PyTorch and print the max difference."""
-    from hourglass.deploy.export import export_checkpoint
+    from hourglass.inference.export import export_checkpoint
 
     result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
     console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False, soft_wrap=True)
@@ -270,7 +274,7 @@ def bench(
     """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory."""
     import json
 
-    from hourglass.deploy.bench import benchmark, format_result
+    from hourglass.inference.bench import benchmark, format_result
 
     result = run_guarded(
         lambda: benchmark(model, backend, precision, batch, input_size, iters=iters, fold=fold, accuracy_num=accuracy)
@@ -288,7 +292,7 @@ def convert(
     source: Annotated[str, typer.Option("--from", help="where the weights come from: princeton-vl")] = "princeton-vl",
 ) -> None:
     """Import pretrained weights of princeton-vl/pytorch_stacked_hourglass as our checkpoint."""
-    from hourglass.deploy.convert import convert_checkpoint
+    from hourglass.checkpoint.convert import convert_checkpoint
 
     path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
     spec = meta["model"]

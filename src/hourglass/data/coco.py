@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hourglass.errors import DataError
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
 from .skeletons import COCO_17, MPII_16, Skeleton
 from .transforms import Augmentation, box_to_center_scale
 

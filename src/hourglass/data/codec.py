@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError
+from hourglass.errors import DataError
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hourglass.errors import DataError
+
 from .codec import HeatmapCodec
-from .errors import DataError
 from .skeletons import Skeleton
 from .transforms import (
     Augmentation,

@@ -28,9 +28,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hourglass.errors import DataError
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
 from .skeletons import MPII_16
 from .transforms import Augmentation
 

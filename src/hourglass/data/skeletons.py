@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DataError
+from hourglass.errors import DataError
 
 RGB = tuple[int, int, int]
 

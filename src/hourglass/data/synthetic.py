@@ -28,9 +28,10 @@ import cv2
 import numpy as np
 import scipy.io
 
+from hourglass.errors import DataError
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
 from .skeletons import MPII_16
 from .transforms import Augmentation, box_to_center_scale
 

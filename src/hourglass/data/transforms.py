@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import DataError
+from hourglass.errors import DataError
 
 
 def get_affine_matrix(

@@ -1,0 +1,32 @@
+"""Expected errors of the library: one hierarchy under :class:`HourglassError`.
+
+Each is a ``ValueError`` (bad input, not a bug); its message names the file, record, key or tensor and
+what was expected. The command line turns these (and only these, with ``OSError`` for files that cannot
+be read or written) into one line on stderr; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class HourglassError(ValueError):
+    """Base of every expected error raised by ``hourglass``."""
+
+
+class DataError(HourglassError):
+    """Bad data or settings; the message names the file, the record index or the array, and what was expected."""
+
+
+class ConfigError(HourglassError):
+    """A recipe or override that does not fit the schema; the message names the key."""
+
+
+class CheckpointError(HourglassError):
+    """A checkpoint that cannot be used; the message names the file and what was expected."""
+
+
+class ExportError(HourglassError):
+    """An export that failed or did not reproduce the eager model; names the file and the difference."""
+
+
+class TrainingDiverged(HourglassError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""

@@ -1,0 +1,577 @@
+"""Inference on image files: crops from person boxes (or the whole image), flip test, keypoints in image pixels.
+
+:class:`Predictor` is the Python API; :func:`predict_files` is what ``hourglass predict`` runs (COCO results
+JSON, overlay PNGs, optional heatmap montages; bad files and boxes reported and skipped).
+
+The pipeline per person: box ``(x, y, w, h)`` -> centre and scale (HRNet's ``_xywh2cs``: the box is widened
+to the input aspect ratio and padded by 1.25) -> affine crop of the input size (``hourglass.data``) ->
+network -> last stack's heatmaps, averaged with those of the mirrored crop brought back (``flip_back``,
+HRNet's one-pixel shift) -> :class:`~hourglass.data.HeatmapCodec` decode (argmax + quarter-pixel shift)
+-> inverse affine back to image pixels. Without boxes the whole image is one person, fitted to the input
+without padding. Keypoints are ``(x, y)`` with pixel centres at integers (0-based); scores are heatmap maxima.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hourglass.data import (
+    HeatmapCodec,
+    Skeleton,
+    box_to_center_scale,
+    flip_test,
+    get_affine_matrix,
+    get_skeleton,
+    transform_points,
+    warp_image,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+BOX_PADDING = 1.25  # HRNet / mmpose top-down default
+Runtime = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Poses:
+    """The people of one image.
+
+    Attributes:
+        keypoints: ``(P, K, 2)`` ``(x, y)`` in image pixels.
+        scores: ``(P, K)`` heatmap maxima (about 1 for a confident joint of a trained model).
+        boxes: ``(P, 4)`` the ``(x, y, w, h)`` boxes the crops were cut from.
+        heatmaps: ``(P, K, h, w)`` the flip-averaged heatmaps (when asked for).
+        crops: ``(P, H, W, 3)`` uint8 RGB network inputs (when asked for).
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    heatmaps: np.ndarray | None = None
+    crops: np.ndarray | None = None
+
+
+def box_problem(box: Sequence[float], width: int, height: int) -> str | None:
+    """Why ``box`` ``(x, y, w, h)`` cannot be used on a ``width`` x ``height`` image, or None if it can.
+
+    A box must have finite numbers, positive width and height, and overlap the image (``[0, width] x
+    [0, height]``); one partly outside is fine (the crop is padded with black).
+    """
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    if b.shape != (4,):
+        return f"has {b.size} numbers, expected [x, y, w, h]"
+    x, y, w, h = b
+    if not np.isfinite(b).all():
+        return f"{b.tolist()} has non-finite numbers"
+    if w <= 0 or h <= 0:
+        return f"{b.tolist()} has zero size (width {w:g}, height {h:g})"
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        return f"{b.tolist()} lies outside the {width}x{height} image"
+    return None
+
+
+def whole_image_box(width: int, height: int) -> np.ndarray:
+    """The box ``(x, y, w, h)`` covering every pixel: ``(-0.5, -0.5, width, height)`` (pixel centres at integers)."""
+    return np.array([-0.5, -0.5, float(width), float(height)])
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a PNG or JPEG file, EXIF orientation applied (as photo viewers show it).
+
+    Raises:
+        ValueError: naming the file when it is missing, not PNG/JPEG, or cannot be decoded.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected PNG or JPEG")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such image file")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"{path}: not a readable image (corrupt or truncated {path.suffix.lstrip('.').upper()})")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class Predictor:
+    """Keypoints of the people in an image, from a network and the codec it was trained with.
+
+    Args:
+        runtime: callable ``images (B, 3, H, W) float32 RGB in [0, 1] -> heatmaps (B, K, h, w)`` of the last
+            stack (a :class:`hourglass.inference.runtimes.Runtime`, or any function of that form).
+        codec: the training codec (input size, heatmap size, sigma).
+        skeleton: joint metadata; ``flip_index`` drives the flip test.
+        flip: average with the mirrored crop's heatmaps (Newell et al.'s test-time flip).
+        batch_size: crops per network call (doubled internally by the flip test).
+
+    Example:
+        >>> predictor = Predictor.from_checkpoint("runs/demo/best.safetensors")  # doctest: +SKIP
+        >>> keypoints, scores = predictor(image_rgb, boxes=[[10, 20, 80, 160]])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, runtime: Runtime, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.runtime = runtime
+        self.codec = codec
+        self.skeleton = skeleton
+        self.flip = flip
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        backend: str = "eager",
+        precision: str = "fp32",
+        flip: bool = True,
+        batch_size: int = 8,
+        skeleton: Skeleton | str | Mapping[str, Any] | None = None,
+        calibration: Any | None = None,
+        device: str = "cpu",
+    ) -> Predictor:
+        """A predictor for a ``.safetensors`` checkpoint: codec and skeleton from its ``meta["data"]``.
+
+        ``backend``/``precision`` choose the runtime (:func:`hourglass.inference.runtimes.create_runtime`:
+        eager, compile, onnxruntime, openvino, best; fp32, bf16, int8). int8 needs ``calibration`` images
+        ``(N, 3, H, W)`` (see :func:`calibration_images`). ``skeleton`` overrides or supplies the
+        skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
+        compile back-ends.
+        """
+        from hourglass.checkpoint.io import read_metadata
+        from hourglass.inference.runtimes import create_runtime
+
+        meta = read_metadata(path)
+        codec, skel = codec_and_skeleton(meta, path, skeleton)
+        runtime = create_runtime(
+            path,
+            backend=backend,
+            precision=precision,
+            calibration=calibration,
+            input_size=codec.input_size,
+            device=device,
+        )
+        return cls(runtime, codec, skel, flip=flip, batch_size=batch_size)
+
+    def __call__(self, image: Any, boxes: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints ``(P, K, 2)`` in image pixels and scores ``(P, K)``.
+
+        Args:
+            image: a PNG/JPEG path or an ``(H, W, 3)`` uint8 RGB array (not OpenCV's BGR).
+            boxes: ``(P, 4)`` ``(x, y, w, h)`` person boxes in image pixels; None = the whole image is one person.
+
+        Raises:
+            ValueError: for an unreadable image, or a box of zero size or outside the image (naming its index).
+        """
+        poses = self.predict([image], [boxes])[0]
+        return poses.keypoints, poses.scores
+
+    def predict(
+        self, images: Sequence[Any], boxes: Sequence[Any | None] | None = None, keep_heatmaps: bool = False
+    ) -> list[Poses]:
+        """:class:`Poses` for each image, the crops of all images batched together.
+
+        ``images``: paths or ``(H, W, 3)`` uint8 RGB arrays; ``boxes``: one ``(P, 4)`` array (or None for the
+        whole image) per image. ``keep_heatmaps`` also returns heatmaps and crops (for montages).
+        """
+        boxes = list(boxes) if boxes is not None else [None] * len(images)
+        if len(boxes) != len(images):
+            raise ValueError(f"{len(images)} images but {len(boxes)} box lists")
+        crops, matrices, used, owners = [], [], [], []
+        for i, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
+            rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else _check_rgb(image)
+            height, width = rgb.shape[:2]
+            if image_boxes is None:
+                person_boxes = whole_image_box(width, height)[None]
+                padding = 1.0
+            else:
+                person_boxes = np.asarray(image_boxes, dtype=np.float64).reshape(-1, 4)
+                padding = BOX_PADDING
+                for j, box in enumerate(person_boxes):
+                    problem = box_problem(box, width, height)
+                    if problem is not None:
+                        raise ValueError(f"{_name(image, i)}: box {j} {problem}")
+            for box in person_boxes:
+                crop, matrix = self.crop(rgb, box, padding)
+                crops.append(crop)
+                matrices.append(matrix)
+                used.append(box)
+                owners.append(i)
+        keypoints, scores, heatmaps = self.predict_crops(np.stack(crops) if crops else None, matrices)
+        out = []
+        owners_arr = np.asarray(owners, dtype=np.int64)
+        k = self.skeleton.num_joints
+        for i in range(len(images)):
+            rows = np.flatnonzero(owners_arr == i)
+            out.append(
+                Poses(
+                    keypoints=keypoints[rows] if rows.size else np.zeros((0, k, 2)),
+                    scores=scores[rows] if rows.size else np.zeros((0, k)),
+                    boxes=np.asarray([used[r] for r in rows]).reshape(-1, 4),
+                    heatmaps=heatmaps[rows] if keep_heatmaps and heatmaps is not None else None,
+                    crops=np.stack([crops[r] for r in rows]) if keep_heatmaps and rows.size else None,
+                )
+            )
+        return out
+
+    def crop(
+        self, image: np.ndarray, box: Sequence[float], padding: float = BOX_PADDING
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`crop_person` at this predictor's input size."""
+        return crop_person(image, box, self.codec.input_size, padding)
+
+    def predict_crops(
+        self, crops: np.ndarray | None, matrices: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Keypoints ``(N, K, 2)`` in image pixels, scores ``(N, K)`` and heatmaps ``(N, K, h, w)`` of crops
+        ``(N, H, W, 3)`` uint8 RGB whose crop -> image matrices are ``matrices`` ``(N, 2, 3)``."""
+        k = self.skeleton.num_joints
+        if crops is None or len(crops) == 0:
+            return np.zeros((0, k, 2)), np.zeros((0, k)), None
+        heatmaps = []
+        for start in range(0, len(crops), self.batch_size):
+            batch = crops[start : start + self.batch_size].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+            heatmaps.append(self.heatmaps(np.ascontiguousarray(batch)))
+        hm = np.concatenate(heatmaps)
+        kp, scores = self.codec.decode(hm)
+        return transform_points(kp.astype(np.float64), np.stack(matrices)), scores.astype(np.float64), hm
+
+    def heatmaps(self, images: np.ndarray) -> np.ndarray:
+        """Last-stack heatmaps ``(B, K, h, w)`` of network inputs ``(B, 3, H, W)``, flip-averaged if enabled."""
+        k, (h, w) = self.skeleton.num_joints, self.codec.heatmap_size
+
+        def forward(batch: np.ndarray) -> np.ndarray:
+            out = np.asarray(self.runtime(np.ascontiguousarray(batch)), dtype=np.float32)
+            if out.shape != (len(batch), k, h, w):
+                raise ValueError(
+                    f"the network returned heatmaps of shape {out.shape}, expected ({len(batch)}, {k}, {h}, {w}) "
+                    "from the checkpoint's skeleton and heatmap_size"
+                )
+            return out
+
+        return flip_test(forward, images, self.skeleton.flip_index) if self.flip else forward(images)
+
+
+def crop_person(
+    image: np.ndarray, box: Sequence[float], input_size: Sequence[int], padding: float = BOX_PADDING
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network input ``(H, W, 3)`` uint8 cut around ``box`` ``(x, y, w, h)`` and its (2, 3) crop -> image matrix.
+
+    The box is widened or heightened to the input's aspect ratio and enlarged by ``padding``
+    (:func:`hourglass.data.box_to_center_scale`); parts outside the image are black.
+    """
+    H, W = int(input_size[0]), int(input_size[1])
+    center, scale = box_to_center_scale(box, aspect_ratio=W / H, padding=padding)
+    forward = get_affine_matrix(center, scale, 0.0, (H, W))
+    return warp_image(image, forward, (H, W)), get_affine_matrix(center, scale, 0.0, (H, W), inverse=True)
+
+
+def calibration_images(
+    files: Iterable[str | os.PathLike[str]], input_size: Sequence[int], limit: int = 32
+) -> np.ndarray:
+    """Whole-image network inputs ``(N, 3, H, W)`` float32 of up to ``limit`` readable files (int8 calibration)."""
+    out = []
+    for path in files:
+        try:
+            rgb = read_image(path)
+        except ValueError:
+            continue
+        crop, _ = crop_person(rgb, whole_image_box(rgb.shape[1], rgb.shape[0]), input_size, 1.0)
+        out.append(crop.astype(np.float32).transpose(2, 0, 1) / 255.0)
+        if len(out) >= limit:
+            break
+    if not out:
+        raise ValueError("int8 calibration: none of the inputs is a readable image")
+    return np.stack(out)
+
+
+def codec_and_skeleton(
+    meta: Mapping[str, Any], path: str | os.PathLike[str], skeleton: Skeleton | str | Mapping[str, Any] | None = None
+) -> tuple[HeatmapCodec, Skeleton]:
+    """The codec and skeleton a checkpoint's ``meta["data"]`` describes (``skeleton`` overrides its skeleton)."""
+    data = meta.get("data") or {}
+    if "input_size" not in data:
+        raise ValueError(f"{path}: checkpoint metadata has no data.input_size; cannot tell how to crop")
+    spec = skeleton if skeleton is not None else data.get("skeleton")
+    if spec is None:
+        raise ValueError(f"{path}: checkpoint metadata has no data.skeleton; pass one (e.g. skeleton='mpii_16')")
+    skel = get_skeleton(spec)
+    joints = (meta.get("model") or {}).get("kwargs", {}).get("num_joints")
+    if joints is not None and joints != skel.num_joints:
+        raise ValueError(
+            f"{path}: the network predicts {joints} joints but skeleton {skel.name!r} has {skel.num_joints}"
+        )
+    codec = HeatmapCodec(
+        data["input_size"], data.get("heatmap_size"), sigma=float(data.get("sigma", 2.0)), dark=bool(data.get("dark"))
+    )
+    return codec, skel
+
+
+def _check_rgb(image: Any) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array or a file path, got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _name(image: Any, index: int) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"image {index}"
+
+
+# --- hourglass predict ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict_files` did: counts, files written, and one message per problem."""
+
+    images: int = 0
+    people: int = 0
+    written: list[Path] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """Image files from files and folders (PNG/JPEG in a folder, sorted, not recursive) and problems.
+
+    A file given by name is kept whatever its type (it is reported when read); a missing path is a problem.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: folder has no PNG or JPEG files")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return files, problems
+
+
+def read_boxes(path: str | os.PathLike[str]) -> dict[str, list[tuple[list[float], float, Any, Any]]]:
+    """COCO detection results ``[{"image_id", "bbox": [x, y, w, h], "score", "category_id"}]`` grouped by image.
+
+    Returns ``{str(image_id): [(bbox, score, category_id, image_id), ...]}``. An image file matches an
+    ``image_id`` equal to its file name, its stem, or its stem as a number (COCO: ``000000397133.jpg`` is 397133).
+    """
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such boxes file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a JSON file of COCO detection results ({err})") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a JSON list of COCO detection results, got {type(entries).__name__}")
+    grouped: dict[str, list[tuple[list[float], float, Any, Any]]] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "image_id" not in entry or "bbox" not in entry:
+            raise ValueError(f"{path}: detection {i} needs 'image_id' and 'bbox' [x, y, w, h]")
+        bbox = entry["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise ValueError(f"{path}: detection {i}: bbox {bbox!r} is not [x, y, w, h]")
+        record = (
+            [float(v) for v in bbox],
+            float(entry.get("score", 1.0)),
+            entry.get("category_id", 1),
+            entry["image_id"],
+        )
+        grouped.setdefault(str(entry["image_id"]), []).append(record)
+    return grouped
+
+
+def _image_keys(path: Path) -> list[str]:
+    keys = [path.name, path.stem]
+    if path.stem.isdigit():
+        keys.append(str(int(path.stem)))
+    return keys
+
+
+def _image_id(path: Path) -> int | str:
+    return int(path.stem) if path.stem.isdigit() else path.stem
+
+
+def _output_stems(files: Sequence[Path]) -> list[str]:
+    """One output name per input: the stem, with ``-2``, ``-3`` ... where stems repeat."""
+    seen: dict[str, int] = {}
+    out = []
+    for f in files:
+        n = seen.get(f.stem, 0) + 1
+        seen[f.stem] = n
+        out.append(f.stem if n == 1 else f"{f.stem}-{n}")
+    return out
+
+
+def predict_files(
+    inputs: Sequence[str | os.PathLike[str]],
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str] = "predictions",
+    boxes: str | os.PathLike[str] | None = None,
+    batch_size: int = 8,
+    heatmaps: bool = False,
+    backend: str = "eager",
+    precision: str = "fp32",
+    progress: bool = True,
+    device: str = "cpu",
+) -> PredictReport:
+    """``hourglass predict``: keypoints of every person in every image, written under ``out``.
+
+    Writes ``out/keypoints.json`` (COCO results: ``image_id``, ``category_id``, ``keypoints`` ``[x, y, score] * K``,
+    ``score`` = box score x mean joint score, plus ``bbox`` and ``file_name``), ``out/<stem>.png`` (the image
+    with its skeletons) and, with ``heatmaps``, ``out/<stem>.person<i>.heatmaps.png``. Every file is written
+    atomically. Unreadable images and unusable boxes are reported in :attr:`PredictReport.failures` and
+    skipped; the rest are processed.
+
+    Raises:
+        ValueError: for problems that stop everything (checkpoint, boxes file, no input at all).
+    """
+    from hourglass.checkpoint.io import read_metadata
+    from hourglass.files import atomic_write
+
+    files, problems = collect_inputs(inputs)
+    report = PredictReport(failures=list(problems))
+    if not files:
+        raise ValueError("no input images: " + ("; ".join(problems) if problems else "none given"))
+    grouped = read_boxes(boxes) if boxes is not None else None
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: --out exists and is not a folder")
+    calibration = None
+    if precision == "int8":
+        codec, _ = codec_and_skeleton(read_metadata(checkpoint), checkpoint)
+        calibration = calibration_images(files, codec.input_size)
+    predictor = Predictor.from_checkpoint(
+        checkpoint,
+        backend=backend,
+        precision=precision,
+        batch_size=batch_size,
+        calibration=calibration,
+        device=device,
+    )
+    results: list[dict[str, Any]] = []
+    pending: list[_Pending] = []
+
+    def flush() -> None:
+        poses = predictor.predict([p.rgb for p in pending], [p.boxes for p in pending], keep_heatmaps=heatmaps)
+        for item, pose in zip(pending, poses, strict=True):
+            results.extend(
+                _write_outputs(item, pose, predictor.skeleton, out_dir, heatmaps, grouped is not None, report)
+            )
+        pending.clear()
+
+    def step(path: Path, stem: str) -> None:
+        item = _prepare(path, stem, grouped, boxes, report)
+        if item is not None:
+            pending.append(item)
+            if sum(1 if p.boxes is None else len(p.boxes) for p in pending) >= batch_size:
+                flush()
+
+    stems = _output_stems(files)
+    if progress:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("predicting", total=len(files))
+            for path, stem in zip(files, stems, strict=True):
+                step(path, stem)
+                bar.advance(task)
+            flush()
+    else:
+        for path, stem in zip(files, stems, strict=True):
+            step(path, stem)
+        flush()
+    text = json.dumps(results)
+    report.written.append(atomic_write(out_dir / "keypoints.json", lambda tmp: Path(tmp).write_text(text)))
+    return report
+
+
+@dataclass
+class _Pending:
+    """One readable image waiting for its batch: pixels, usable detections, output name."""
+
+    path: Path
+    stem: str
+    rgb: np.ndarray
+    boxes: list[list[float]] | None  # None: the whole image
+    detections: list[tuple[list[float], float, Any, Any]]
+
+
+def _prepare(
+    path: Path,
+    stem: str,
+    grouped: Mapping[str, list[tuple[list[float], float, Any, Any]]] | None,
+    boxes_file: Any,
+    report: PredictReport,
+) -> _Pending | None:
+    """Read one image and pick its usable boxes; problems go to ``report`` (None if the image is unreadable)."""
+    try:
+        rgb = read_image(path)
+    except ValueError as err:
+        report.failures.append(str(err))
+        return None
+    height, width = rgb.shape[:2]
+    if grouped is None:
+        whole = whole_image_box(width, height).tolist()
+        return _Pending(path, stem, rgb, None, [(whole, 1.0, 1, _image_id(path))])
+    detections = next((grouped[key] for key in _image_keys(path) if key in grouped), [])
+    if not detections:
+        report.notes.append(f"{path}: no boxes for this image in {boxes_file}")
+    kept = []
+    for j, det in enumerate(detections):
+        problem = box_problem(det[0], width, height)
+        if problem is None:
+            kept.append(det)
+        else:
+            report.failures.append(f"{path}: box {j} (image_id {det[3]!r}) {problem}; skipped")
+    return _Pending(path, stem, rgb, [d[0] for d in kept], kept)
+
+
+def _write_outputs(
+    item: _Pending,
+    poses: Poses,
+    skeleton: Skeleton,
+    out_dir: Path,
+    heatmaps: bool,
+    show_boxes: bool,
+    report: PredictReport,
+) -> list[dict[str, Any]]:
+    """Overlay (and montages) of one image, written atomically; its COCO result entries."""
+    from hourglass.inference.visualize import draw_boxes, draw_skeleton, heatmap_montage, write_image
+
+    overlay = draw_boxes(item.rgb, poses.boxes) if show_boxes else item.rgb
+    results = []
+    for p, (bbox, box_score, category_id, image_id) in enumerate(item.detections):
+        overlay = draw_skeleton(overlay, poses.keypoints[p], skeleton, scores=poses.scores[p])
+        kps = np.concatenate([poses.keypoints[p], poses.scores[p][:, None]], axis=1)
+        results.append(
+            {
+                "image_id": image_id,
+                "category_id": category_id,
+                "keypoints": [round(float(v), 3) for v in kps.ravel()],
+                "score": round(box_score * float(poses.scores[p].mean()), 5),
+                "bbox": [round(float(v), 3) for v in bbox],
+                "file_name": str(item.path),
+            }
+        )
+        if heatmaps and poses.heatmaps is not None and poses.crops is not None:
+            montage = heatmap_montage(poses.heatmaps[p], poses.crops[p], skeleton.joint_names)
+            report.written.append(write_image(out_dir / f"{item.stem}.person{p}.heatmaps.png", montage))
+    report.written.append(write_image(out_dir / f"{item.stem}.png", overlay))
+    report.images += 1
+    report.people += len(item.detections)
+    return results
