@@ -1,7 +1,8 @@
-"""Command-line interface: parses arguments and calls the training, evaluation and inference rooms; no logic of its own.
+"""Command-line interface: parses arguments, calls training, evaluation and inference, prints; no logic of its own.
 
-Expected errors (bad files, bad settings) print one line to stderr and exit with status 1 or 2, without
-a traceback.
+Expected errors (:class:`~hourglass.errors.HourglassError`: bad files, bad settings; and ``OSError``) print
+one line to stderr and exit with status 1 or 2, without a traceback; any other exception is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+
+from hourglass.errors import HourglassError
 
 app = typer.Typer(
     name="hourglass",
@@ -32,10 +35,14 @@ InputSize = Annotated[
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; expected errors (ValueError, OSError, KeyError) become one message and exit status 1."""
+    """Run ``fn``; expected errors become one message and exit status 1.
+
+    Expected means :class:`~hourglass.errors.HourglassError` (bad data, settings, checkpoints, inputs) and
+    ``OSError`` (a file that cannot be read or written). Any other exception is a bug: it keeps its traceback.
+    """
     try:
         return fn()
-    except (ValueError, OSError, KeyError) as err:
+    except (HourglassError, OSError) as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 

@@ -15,7 +15,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
+            raise ConfigError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
         return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
     return torch.device(name)
 

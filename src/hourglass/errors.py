@@ -17,7 +17,12 @@ class DataError(HourglassError):
 
 
 class ConfigError(HourglassError):
-    """A recipe or override that does not fit the schema; the message names the key."""
+    """A setting that does not fit: a recipe key, an override, a command option or a function argument
+    such as a model, back-end or format name; the message names the setting and what was expected."""
+
+
+class InputError(HourglassError):
+    """An array, tensor or image of the wrong shape, type or range; the message names it and the expected shape."""
 
 
 class CheckpointError(HourglassError):

@@ -34,6 +34,7 @@ float values ``/ 255`` in [0, 1], no mean/std normalisation, 256x256 crops fed c
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import Any
 import torch
 
 from hourglass.checkpoint.io import mismatch_summary, save_checkpoint
-from hourglass.errors import CheckpointError
+from hourglass.errors import CheckpointError, ConfigError
 from hourglass.models import StackedHourglass, create_model
 
 _STEM_KEY = "pre.0.conv.weight"
@@ -168,7 +169,7 @@ def read_princeton_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, t
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from err
     extra: dict[str, Any] = {}
     if isinstance(obj, Mapping) and "state_dict" in obj:
@@ -213,5 +214,5 @@ def convert_checkpoint(
 ) -> tuple[Path, dict[str, Any]]:
     """Convert foreign weights ``src`` from ``source`` (``princeton-vl``) into our checkpoint ``out``."""
     if source not in CONVERTERS:
-        raise ValueError(f"unknown source {source!r}; supported: {', '.join(CONVERTERS)}")
+        raise ConfigError(f"unknown source {source!r}; supported: {', '.join(CONVERTERS)}")
     return CONVERTERS[source](src, out)

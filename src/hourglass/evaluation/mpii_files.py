@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hourglass.data import MPII_16
+from hourglass.errors import ConfigError, DataError
 from hourglass.metrics.mpii import (
     MPII_NUM_JOINTS,
     PCKH_COLUMNS,
@@ -57,7 +58,7 @@ def read_mpii_ground_truth(path: str | os.PathLike[str]) -> MPIIGroundTruth:
     arrays = _read_arrays(path, ("pos_gt_src", "jnt_missing", "headboxes_src", "dataset_joints"), "ground truth")
     for key in ("pos_gt_src", "jnt_missing", "headboxes_src"):
         if key not in arrays:
-            raise ValueError(
+            raise DataError(
                 f"{path}: ground truth has no {key!r} array (a gt_valid.mat-style file holds pos_gt_src, "
                 "jnt_missing and headboxes_src)"
             )
@@ -68,7 +69,7 @@ def read_mpii_ground_truth(path: str | os.PathLike[str]) -> MPIIGroundTruth:
     _expect_shape(path, "headboxes_src", boxes, (2, 2, n), f"(2, 2, {n})")
     names = _joint_names(arrays.get("dataset_joints"))
     if names is not None and names not in (MPII_FILE_JOINTS, MPII_16.joint_names):
-        raise ValueError(
+        raise DataError(
             f"{path}: dataset_joints is {', '.join(names)}; expected the MPII order {', '.join(MPII_FILE_JOINTS)} "
             f"(or {', '.join(MPII_16.joint_names)})"
         )
@@ -91,9 +92,9 @@ def read_mpii_predictions(path: str | os.PathLike[str]) -> np.ndarray:
         _expect_shape(path, "pos_pred_src", arrays["pos_pred_src"], (MPII_NUM_JOINTS, 2, None), "(16, 2, N)")
         preds = arrays["pos_pred_src"].transpose(2, 0, 1)
     else:
-        raise ValueError(f"{path}: predictions file has no 'preds' (N, 16, 2) array")
+        raise DataError(f"{path}: predictions file has no 'preds' (N, 16, 2) array")
     if not np.issubdtype(preds.dtype, np.number):
-        raise ValueError(f"{path}: 'preds' holds {preds.dtype} values, expected numbers")
+        raise DataError(f"{path}: 'preds' holds {preds.dtype} values, expected numbers")
     return preds.astype(np.float64)
 
 
@@ -106,11 +107,11 @@ def evaluate_mpii_files(
     """PCKh of a predictions file: ``{"Head", ..., "Ankle", "Total", "Mean@0.1"}`` in percent."""
     check_protocol(protocol)
     if not 0 < threshold <= 10:
-        raise ValueError(f"threshold must be a fraction of the head size in (0, 10], got {threshold}")
+        raise ConfigError(f"threshold must be a fraction of the head size in (0, 10], got {threshold}")
     gt = read_mpii_ground_truth(gt_path)
     preds = read_mpii_predictions(preds_path)
     if preds.shape[0] != gt.keypoints.shape[0]:
-        raise ValueError(
+        raise DataError(
             f"{preds_path}: {preds.shape[0]} people predicted (shape {preds.shape}) but {gt.path} has "
             f"{gt.keypoints.shape[0]}; predictions must follow the ground truth's order"
         )
@@ -135,7 +136,7 @@ def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]
         raise FileNotFoundError(f"{path}: no such {what} file")
     suffix = path.suffix.lower()
     if suffix not in (".mat", ".h5", ".hdf5"):
-        raise ValueError(f"{path}: {what} must be a .mat or .h5 file, got {suffix or 'no extension'!r}")
+        raise DataError(f"{path}: {what} must be a .mat or .h5 file, got {suffix or 'no extension'!r}")
     with open(path, "rb") as f:
         head = f.read(len(_MAT73_MAGIC))
     try:
@@ -152,7 +153,7 @@ def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]
             out = {k: v.T for k, v in out.items()}
         return out
     except (OSError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as err:
-        raise ValueError(f"{path}: not a readable {what} file ({err})") from err
+        raise DataError(f"{path}: not a readable {what} file ({err})") from err
 
 
 def _joint_names(array: np.ndarray | None) -> tuple[str, ...] | None:
@@ -173,4 +174,4 @@ def _joint_names(array: np.ndarray | None) -> tuple[str, ...] | None:
 def _expect_shape(path: Path, key: str, array: np.ndarray, shape: tuple[int | None, ...], text: str) -> None:
     ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape, strict=False))
     if not ok:
-        raise ValueError(f"{path}: {key!r} has shape {array.shape}, expected {text}")
+        raise DataError(f"{path}: {key!r} has shape {array.shape}, expected {text}")

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from hourglass.data import get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
+from hourglass.errors import DataError
 from hourglass.metrics import keypoint_pck_accuracy
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
@@ -68,10 +69,10 @@ def accuracy_cost(
         batch_size: crops per call.
 
     Raises:
-        ValueError: a record without a positive head size (naming its index), or an empty dataset.
+        DataError: a record without a positive head size (naming its index), or an empty dataset.
     """
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.source}: empty validation set")
+        raise DataError(f"{dataset.source}: empty validation set")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     stride = np.asarray(dataset.codec.stride)  # heatmap px per crop px, (x, y)
     preds: dict[str, list[np.ndarray]] = {"candidate": [], "reference": []}

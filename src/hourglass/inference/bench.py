@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.errors import ConfigError
 from hourglass.models.summary import count_macs
 
 from .export import input_channels, write_onnx
@@ -105,7 +106,7 @@ def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
     if importlib.util.find_spec("openvino") is not None:
         runs["openvino"] = _openvino_conv(conv, x, precision)
     if not runs:
-        raise ValueError(f"no engine here runs a {precision} convolution (int8 needs openvino)")
+        raise ConfigError(f"no engine here runs a {precision} convolution (int8 needs openvino)")
     speeds = {
         name: flops / float(np.median(time_runtime(run, x.numpy(), iters, warmup=3))) / 1e9
         for name, run in runs.items()
@@ -190,7 +191,7 @@ def benchmark(
         input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
     input_size = (int(input_size[0]), int(input_size[1]))
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+        raise ConfigError(f"batch must be >= 1, got {batch}")
     calibration = None
     if precision == "int8":
         calibration = synthetic_validation(meta, input_size, calibration_num, seed=0)

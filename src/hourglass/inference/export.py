@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.errors import ExportError
+from hourglass.errors import ConfigError, ExportError
 
 from .fold import fold_batchnorm
 
@@ -150,7 +150,19 @@ def run_exported(fmt: str, path: str | os.PathLike[str], images: np.ndarray) -> 
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             return torch.jit.load(str(path)).eval()(torch.from_numpy(images)).numpy()
-    raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _expected_failures(fmt: str) -> tuple[type[Exception], ...]:
+    """What an exporter or the runtime checking its file raises when a network cannot be exported or run:
+    ``RuntimeError`` (torch.onnx, torch.jit, dynamo, OpenVINO) and, for ONNX, ONNX Runtime's own exception
+    types (they derive from ``Exception`` only). Anything else is a bug and keeps its traceback."""
+    failures: list[type[Exception]] = [RuntimeError]
+    if fmt == "onnx":
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
+
+        failures += [v for v in vars(ort_state).values() if isinstance(v, type) and issubclass(v, Exception)]
+    return tuple(failures)
 
 
 @dataclass(frozen=True)
@@ -211,9 +223,9 @@ def export_model(
         OSError: ``out`` cannot be written.
     """
     if fmt not in WRITERS:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "openvino" and Path(out).suffix != ".xml":
-        raise ValueError(f"{out}: an OpenVINO export is an .xml file (with its .bin beside it); end the path in .xml")
+        raise ConfigError(f"{out}: an OpenVINO export is an .xml file (with its .bin beside it); end the path in .xml")
     out = check_writable(out)
     model = model.eval()
     net = prepare_for_inference(model, fold=fold, all_stacks=all_stacks)
@@ -230,7 +242,7 @@ def export_model(
         try:
             WRITERS[fmt](net, example, tmp_path)
             got = run_exported(fmt, tmp_path, sample.numpy())
-        except Exception as err:
+        except _expected_failures(fmt) as err:
             raise ExportError(f"{out}: {fmt} export failed: {type(err).__name__}: {err}") from err
         if got.shape != reference.shape:
             raise ExportError(f"{out}: {fmt} export returns shape {got.shape}, eager returns {reference.shape}")

@@ -33,6 +33,7 @@ from hourglass.data import (
     transform_points,
     warp_image,
 )
+from hourglass.errors import CheckpointError, ConfigError, DataError, InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BOX_PADDING = 1.25  # HRNet / mmpose top-down default
@@ -86,17 +87,17 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB of a PNG or JPEG file, EXIF orientation applied (as photo viewers show it).
 
     Raises:
-        ValueError: naming the file when it is missing, not PNG/JPEG, or cannot be decoded.
+        DataError: naming the file when it is missing, not PNG/JPEG, or cannot be decoded.
     """
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected PNG or JPEG")
+        raise DataError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected PNG or JPEG")
     if not path.is_file():
-        raise ValueError(f"{path}: no such image file")
+        raise DataError(f"{path}: no such image file")
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
-        raise ValueError(f"{path}: not a readable image (corrupt or truncated {path.suffix.lstrip('.').upper()})")
+        raise DataError(f"{path}: not a readable image (corrupt or truncated {path.suffix.lstrip('.').upper()})")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -120,7 +121,7 @@ class Predictor:
         self, runtime: Runtime, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.runtime = runtime
         self.codec = codec
         self.skeleton = skeleton
@@ -170,7 +171,8 @@ class Predictor:
             boxes: ``(P, 4)`` ``(x, y, w, h)`` person boxes in image pixels; None = the whole image is one person.
 
         Raises:
-            ValueError: for an unreadable image, or a box of zero size or outside the image (naming its index).
+            DataError, InputError: an unreadable image or array, or a box of zero size or outside the image
+                (naming its index).
         """
         poses = self.predict([image], [boxes])[0]
         return poses.keypoints, poses.scores
@@ -185,7 +187,7 @@ class Predictor:
         """
         boxes = list(boxes) if boxes is not None else [None] * len(images)
         if len(boxes) != len(images):
-            raise ValueError(f"{len(images)} images but {len(boxes)} box lists")
+            raise InputError(f"{len(images)} images but {len(boxes)} box lists")
         crops, matrices, used, owners = [], [], [], []
         for i, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
             rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else _check_rgb(image)
@@ -199,7 +201,7 @@ class Predictor:
                 for j, box in enumerate(person_boxes):
                     problem = box_problem(box, width, height)
                     if problem is not None:
-                        raise ValueError(f"{_name(image, i)}: box {j} {problem}")
+                        raise DataError(f"{_name(image, i)}: box {j} {problem}")
             for box in person_boxes:
                 crop, matrix = self.crop(rgb, box, padding)
                 crops.append(crop)
@@ -252,7 +254,7 @@ class Predictor:
         def forward(batch: np.ndarray) -> np.ndarray:
             out = np.asarray(self.runtime(np.ascontiguousarray(batch)), dtype=np.float32)
             if out.shape != (len(batch), k, h, w):
-                raise ValueError(
+                raise CheckpointError(
                     f"the network returned heatmaps of shape {out.shape}, expected ({len(batch)}, {k}, {h}, {w}) "
                     "from the checkpoint's skeleton and heatmap_size"
                 )
@@ -283,14 +285,14 @@ def calibration_images(
     for path in files:
         try:
             rgb = read_image(path)
-        except ValueError:
+        except DataError:
             continue
         crop, _ = crop_person(rgb, whole_image_box(rgb.shape[1], rgb.shape[0]), input_size, 1.0)
         out.append(crop.astype(np.float32).transpose(2, 0, 1) / 255.0)
         if len(out) >= limit:
             break
     if not out:
-        raise ValueError("int8 calibration: none of the inputs is a readable image")
+        raise DataError("int8 calibration: none of the inputs is a readable image")
     return np.stack(out)
 
 
@@ -300,14 +302,14 @@ def codec_and_skeleton(
     """The codec and skeleton a checkpoint's ``meta["data"]`` describes (``skeleton`` overrides its skeleton)."""
     data = meta.get("data") or {}
     if "input_size" not in data:
-        raise ValueError(f"{path}: checkpoint metadata has no data.input_size; cannot tell how to crop")
+        raise CheckpointError(f"{path}: checkpoint metadata has no data.input_size; cannot tell how to crop")
     spec = skeleton if skeleton is not None else data.get("skeleton")
     if spec is None:
-        raise ValueError(f"{path}: checkpoint metadata has no data.skeleton; pass one (e.g. skeleton='mpii_16')")
+        raise CheckpointError(f"{path}: checkpoint metadata has no data.skeleton; pass one (e.g. skeleton='mpii_16')")
     skel = get_skeleton(spec)
     joints = (meta.get("model") or {}).get("kwargs", {}).get("num_joints")
     if joints is not None and joints != skel.num_joints:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: the network predicts {joints} joints but skeleton {skel.name!r} has {skel.num_joints}"
         )
     codec = HeatmapCodec(
@@ -319,7 +321,7 @@ def codec_and_skeleton(
 def _check_rgb(image: Any) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3) uint8 RGB array or a file path, got {arr.dtype} {arr.shape}")
+        raise InputError(f"image must be an (H, W, 3) uint8 RGB array or a file path, got {arr.dtype} {arr.shape}")
     return arr
 
 
@@ -372,18 +374,18 @@ def read_boxes(path: str | os.PathLike[str]) -> dict[str, list[tuple[list[float]
     try:
         entries = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such boxes file") from None
+        raise DataError(f"{path}: no such boxes file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: not a JSON file of COCO detection results ({err})") from None
+        raise DataError(f"{path}: not a JSON file of COCO detection results ({err})") from None
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of COCO detection results, got {type(entries).__name__}")
+        raise DataError(f"{path}: expected a JSON list of COCO detection results, got {type(entries).__name__}")
     grouped: dict[str, list[tuple[list[float], float, Any, Any]]] = {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "image_id" not in entry or "bbox" not in entry:
-            raise ValueError(f"{path}: detection {i} needs 'image_id' and 'bbox' [x, y, w, h]")
+            raise DataError(f"{path}: detection {i} needs 'image_id' and 'bbox' [x, y, w, h]")
         bbox = entry["bbox"]
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise ValueError(f"{path}: detection {i}: bbox {bbox!r} is not [x, y, w, h]")
+            raise DataError(f"{path}: detection {i}: bbox {bbox!r} is not [x, y, w, h]")
         record = (
             [float(v) for v in bbox],
             float(entry.get("score", 1.0)),
@@ -437,7 +439,7 @@ def predict_files(
     skipped; the rest are processed.
 
     Raises:
-        ValueError: for problems that stop everything (checkpoint, boxes file, no input at all).
+        HourglassError: for problems that stop everything (checkpoint, boxes file, no input at all).
     """
     from hourglass.checkpoint.io import read_metadata
     from hourglass.files import atomic_write
@@ -445,11 +447,11 @@ def predict_files(
     files, problems = collect_inputs(inputs)
     report = PredictReport(failures=list(problems))
     if not files:
-        raise ValueError("no input images: " + ("; ".join(problems) if problems else "none given"))
+        raise DataError("no input images: " + ("; ".join(problems) if problems else "none given"))
     grouped = read_boxes(boxes) if boxes is not None else None
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: --out exists and is not a folder")
+        raise DataError(f"{out_dir}: --out exists and is not a folder")
     calibration = None
     if precision == "int8":
         codec, _ = codec_and_skeleton(read_metadata(checkpoint), checkpoint)
@@ -521,7 +523,7 @@ def _prepare(
     """Read one image and pick its usable boxes; problems go to ``report`` (None if the image is unreadable)."""
     try:
         rgb = read_image(path)
-    except ValueError as err:
+    except DataError as err:
         report.failures.append(str(err))
         return None
     height, width = rgb.shape[:2]

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.errors import ConfigError, InputError
+
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
 Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best"]
@@ -54,13 +56,13 @@ DEFAULT_INPUT_SIZE = (256, 256)
 
 
 def as_numpy_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> np.ndarray:
-    """``images`` as a C-contiguous float32 array ``(B, C, H, W)``; ``ValueError`` naming the shape otherwise."""
+    """``images`` as a C-contiguous float32 array ``(B, C, H, W)``; ``InputError`` naming the shape otherwise."""
     if isinstance(images, torch.Tensor):
         images = images.detach().to("cpu", torch.float32).numpy()
     arr = np.ascontiguousarray(images, dtype=np.float32)
     if arr.ndim != 4 or (channels is not None and arr.shape[1] != channels):
         want = f"(B, {channels if channels is not None else 'C'}, H, W)"
-        raise ValueError(f"runtime input: expected float32 images of shape {want}, got shape {arr.shape}")
+        raise InputError(f"runtime input: expected float32 images of shape {want}, got shape {arr.shape}")
     return arr
 
 
@@ -173,7 +175,7 @@ class OpenVinoRuntime(Runtime):
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if precision == "int8":
             if not calibration:
-                raise ValueError("openvino int8: post-training quantisation needs calibration images")
+                raise ConfigError("openvino int8: post-training quantisation needs calibration images")
             model = quantize_int8(model, calibration)
         else:
             self.config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
@@ -239,17 +241,17 @@ def resolve_model(model_or_checkpoint: nn.Module | str | os.PathLike[str]) -> tu
         return load_model(spec)
     if spec in list_models():
         return create_model(spec).eval(), {"model": {"name": spec, "kwargs": {}}}
-    raise ValueError(f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())})")
+    raise ConfigError(f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())})")
 
 
 def _check_choice(backend: str, precision: str) -> None:
     if backend not in (*BACKENDS, "best"):
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join((*BACKENDS, 'best'))}")
+        raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join((*BACKENDS, 'best'))}")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if backend != "best" and precision not in SUPPORTED[backend]:
         able = [b for b in BACKENDS if precision in SUPPORTED[b]]
-        raise ValueError(
+        raise ConfigError(
             f"backend {backend!r} does not run {precision}; it runs {', '.join(SUPPORTED[backend])}. "
             f"For {precision} use {' or '.join(able)}"
         )
@@ -293,7 +295,7 @@ def create_runtime(
             ``compile``; ``best`` means ``eager`` there). ONNX Runtime and OpenVINO run on the CPU here.
 
     Raises:
-        ValueError: unknown backend or precision, a combination that does not exist, or a CPU-only
+        ConfigError: unknown backend or precision, a combination that does not exist, or a CPU-only
             backend asked for a GPU, or a CUDA device on a machine without one (the message names it).
 
     Example:
@@ -307,7 +309,7 @@ def create_runtime(
         if backend == "best":
             backend = "eager"
         if backend not in ("eager", "compile"):
-            raise ValueError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
+            raise ConfigError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
     model, meta = resolve_model(model_or_checkpoint)
     if input_size is None:
         input_size = tuple(meta.get("data", {}).get("input_size", DEFAULT_INPUT_SIZE))  # type: ignore[assignment]
@@ -321,9 +323,9 @@ def create_runtime(
 def _resolve_device(device: torch.device | str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch.cuda.is_available() is False)")
+        raise ConfigError(f"device {str(device)!r}: CUDA is not available here (torch.cuda.is_available() is False)")
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {str(device)!r}: expected cpu, cuda or cuda:N")
+        raise ConfigError(f"device {str(device)!r}: expected cpu, cuda or cuda:N")
     return dev
 
 
@@ -385,7 +387,7 @@ def pick_fastest(
     """Build every available back-end for ``precision`` except ``compile``, time batch-1 calls, keep the fastest."""
     candidates = [b for b in available_backends(precision) if b != "compile"]
     if not candidates:
-        raise ValueError(f"no back-end available for {precision}; install openvino for int8")
+        raise ConfigError(f"no back-end available for {precision}; install openvino for int8")
     images = np.random.default_rng(0).random((1, input_channels(model), *input_size), dtype=np.float32)
     best: tuple[float, Runtime] | None = None
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:

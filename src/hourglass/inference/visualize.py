@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from hourglass.data.skeletons import Skeleton
+from hourglass.errors import ConfigError, InputError
 from hourglass.files import atomic_write
 
 RGB = tuple[int, int, int]
@@ -36,7 +37,7 @@ def to_rgb_uint8(image: Any) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3):
-        raise ValueError(f"image must be (H, W, 3), (H, W) or (3, H, W), got shape {np.asarray(image).shape}")
+        raise InputError(f"image must be (H, W, 3), (H, W) or (3, H, W), got shape {np.asarray(image).shape}")
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     if arr.dtype == np.uint8:
@@ -85,18 +86,18 @@ def draw_skeleton(
     kp = np.asarray(keypoints, dtype=np.float64)
     k = skeleton.num_joints
     if kp.shape != (k, 2):
-        raise ValueError(f"keypoints must have shape ({k}, 2) for skeleton {skeleton.name!r}, got {kp.shape}")
+        raise InputError(f"keypoints must have shape ({k}, 2) for skeleton {skeleton.name!r}, got {kp.shape}")
     drawn = np.isfinite(kp).all(axis=1)
     if visible is not None:
         vis = np.asarray(visible).reshape(-1)
         if vis.shape != (k,):
-            raise ValueError(f"visible must have shape ({k},), got {vis.shape}")
+            raise InputError(f"visible must have shape ({k},), got {vis.shape}")
         drawn &= vis > 0
     strong = np.ones(k, dtype=bool)
     if scores is not None:
         sc = np.asarray(scores, dtype=np.float64).reshape(-1)
         if sc.shape != (k,):
-            raise ValueError(f"scores must have shape ({k},), got {sc.shape}")
+            raise InputError(f"scores must have shape ({k},), got {sc.shape}")
         strong = sc >= score_threshold
     h, w = canvas.shape[:2]
     size = min(h, w)
@@ -146,9 +147,9 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
 def side_by_side(images: Sequence[np.ndarray], labels: Sequence[str] | None = None, gap: int = 4) -> np.ndarray:
     """uint8 RGB images next to each other, each scaled to the first one's height, optionally captioned."""
     if not images:
-        raise ValueError("side_by_side: no images")
+        raise InputError("side_by_side: no images")
     if labels is not None and len(labels) != len(images):
-        raise ValueError(f"side_by_side: {len(images)} images but {len(labels)} labels")
+        raise InputError(f"side_by_side: {len(images)} images but {len(labels)} labels")
     height = images[0].shape[0]
     tiles = []
     for i, img in enumerate(images):
@@ -200,10 +201,10 @@ def heatmap_montage(
         heatmaps = heatmaps.detach().to("cpu").float().numpy()
     hm = np.asarray(heatmaps, dtype=np.float32)
     if hm.ndim != 3:
-        raise ValueError(f"heatmaps must have shape (K, h, w), got {hm.shape}")
+        raise InputError(f"heatmaps must have shape (K, h, w), got {hm.shape}")
     k, h, w = hm.shape
     if joint_names is not None and len(joint_names) != k:
-        raise ValueError(f"{k} heatmaps but {len(joint_names)} joint names")
+        raise InputError(f"{k} heatmaps but {len(joint_names)} joint names")
     columns = columns or int(np.ceil(np.sqrt(k)))
     rows = int(np.ceil(k / columns))
     ch, cw = cell, max(1, round(cell * w / h))
@@ -233,7 +234,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
     except cv2.error:
         ok = False
     if not ok:
-        raise ValueError(f"{path}: OpenCV cannot encode an image with extension {path.suffix!r}")
+        raise ConfigError(f"{path}: OpenCV cannot encode an image with extension {path.suffix!r}")
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:

@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from hourglass.errors import ConfigError, InputError
+
 from .pck import keypoint_distances, pck_from_distances
 
 Protocol = Literal["official", "bearpaw", "hrnet"]
@@ -49,7 +51,7 @@ def mpii_head_size(headboxes: ArrayLike, factor: float = HEAD_SIZE_FACTOR) -> np
     """
     boxes = np.asarray(headboxes, dtype=np.float64)
     if boxes.ndim != 3 or boxes.shape[1:] != (2, 2):
-        raise ValueError(f"head boxes must have shape (N, 2, 2) as [[x1, y1], [x2, y2]], got {boxes.shape}")
+        raise InputError(f"head boxes must have shape (N, 2, 2) as [[x1, y1], [x2, y2]], got {boxes.shape}")
     return factor * np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=-1)
 
 
@@ -67,7 +69,7 @@ def mpii_pckh_per_joint(
     """
     gt = np.asarray(gt)
     if gt.ndim != 3 or gt.shape[1:] != (MPII_NUM_JOINTS, 2):
-        raise ValueError(f"MPII ground truth must have shape (N, 16, 2), got {gt.shape}")
+        raise InputError(f"MPII ground truth must have shape (N, 16, 2), got {gt.shape}")
     dist = keypoint_distances(pred, gt, visible, head_size)
     result = pck_from_distances(dist, thr, inclusive)
     return 100.0 * result.per_joint, (~np.isnan(dist)).sum(axis=0)
@@ -134,6 +136,6 @@ def mpii_pckh_report(
 
 
 def check_protocol(protocol: str) -> None:
-    """Raise ValueError unless ``protocol`` is one of :data:`PROTOCOLS`."""
+    """Raise ConfigError unless ``protocol`` is one of :data:`PROTOCOLS`."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown PCKh protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown PCKh protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")

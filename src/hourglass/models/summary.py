@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from hourglass.errors import ConfigError
+
 
 def default_input_size(model: nn.Module) -> tuple[int, int, int]:
     """``(C, H, W)`` a model is usually fed: 3x256x256 for stacked networks, Cx64x64 for a lone hourglass."""
@@ -70,7 +72,7 @@ def probe(model: nn.Module, layers: list[str], input_size: tuple[int, int, int])
     missing = [name for name in layers if name not in modules]
     if missing:
         some = ", ".join(list(modules)[1:12])
-        raise ValueError(f"no layer named {', '.join(missing)} in the model; layers include: {some}, ...")
+        raise ConfigError(f"no layer named {', '.join(missing)} in the model; layers include: {some}, ...")
     shapes: dict[str, tuple[int, ...]] = {}
     handles = []
     for name in layers:

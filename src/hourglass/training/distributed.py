@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from hourglass.device import resolve_device
+from hourglass.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class ShardedSampler(Sampler[int]):
         self, size: int, global_batch: int, rank: int = 0, world_size: int = 1, seed: int = 0, shuffle: bool = True
     ) -> None:
         if global_batch % world_size:
-            raise ValueError(f"train.batch_size={global_batch} must be divisible by the {world_size} processes")
+            raise ConfigError(f"train.batch_size={global_batch} must be divisible by the {world_size} processes")
         self.size = size
         self.global_batch = global_batch
         self.rank = rank

@@ -150,7 +150,7 @@ def train(
 
     Raises:
         TrainingDiverged: NaN or infinite loss (the last saved checkpoint is left intact).
-        ConfigError, CheckpointError, DataError: bad settings, checkpoint or data (all ``ValueError``).
+        ConfigError, CheckpointError, DataError: bad settings, checkpoint or data (all ``HourglassError``).
     """
     info = init_distributed(cfg.train.device)
     ok = False
