@@ -302,8 +302,7 @@ def convert(
     from hourglass.checkpoint.convert import convert_checkpoint
 
     path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
-    spec = meta["model"]
-    console.print(f"wrote {path}: {spec['name']} {spec['kwargs']}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}: {meta.model} {meta.model_kwargs}", highlight=False, soft_wrap=True)
     console.print("feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops (see docs/DEPLOY.md)", highlight=False)
 
 

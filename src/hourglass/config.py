@@ -114,11 +114,14 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation: flip test, batch size and the PCK threshold used to pick the best checkpoint."""
+    """Evaluation: flip test, batch size, and at most how many records to score (``None``: all).
+
+    The scores are fixed by the dataset kind (``hourglass.evaluation.evaluate``); ``train.best_metric`` picks
+    which of them chooses ``best.safetensors``.
+    """
 
     flip: bool = True
     batch_size: int = 32
-    pck_threshold: float = 0.5
     max_samples: int | None = None
 
 
@@ -223,7 +226,6 @@ def validate(cfg: Config, source: str = "config") -> None:
     need(cfg.train.log_every >= 1, "train.log_every", ">= 1", cfg.train.log_every)
     need(cfg.train.val_every >= 0, "train.val_every", ">= 0 (0 disables validation)", cfg.train.val_every)
     need(cfg.eval.batch_size >= 1, "eval.batch_size", ">= 1", cfg.eval.batch_size)
-    need(0 < cfg.eval.pck_threshold <= 1, "eval.pck_threshold", "in (0, 1]", cfg.eval.pck_threshold)
     need(cfg.train.device in ("auto", "cpu") or cfg.train.device.startswith("cuda"), "train.device",
          "'auto', 'cpu' or 'cuda[:N]'", cfg.train.device)  # fmt: skip
 

@@ -167,10 +167,8 @@ def test_depth_is_inferred_and_mapped(tmp_path) -> None:
     small = _randomised(PoseNet(1, 32, 3, depth=2), seed=3)
     torch.save(small.state_dict(), tmp_path / "bare.pt")
     path, meta = convert_princeton_vl(tmp_path / "bare.pt", tmp_path / "small.safetensors")
-    assert meta["model"] == {
-        "name": "hg1",
-        "kwargs": {"num_joints": 3, "num_channels": 32, "depth": 2, "in_channels": 3},
-    }
+    assert meta.model == "hg1" and meta.skeleton is None
+    assert meta.model_kwargs == {"num_joints": 3, "num_channels": 32, "depth": 2, "in_channels": 3}
     model, _ = load_model(path)
     x = torch.rand(1, 32, 32, 3)
     with torch.no_grad():
@@ -183,7 +181,8 @@ def test_their_checkpoint_file_converts(theirs: PoseNet, tmp_path) -> None:
     torch.save({"state_dict": prefixed, "optimizer": optimizer, "epoch": 7}, tmp_path / "checkpoint.pt")
     out, meta = convert_princeton_vl(tmp_path / "checkpoint.pt", tmp_path / "out" / "hg2.safetensors")
     assert read_metadata(out)["epoch"] == 7
-    assert meta["data"]["input_size"] == [256, 256]
+    assert meta.input_size == (256, 256) and meta.skeleton is None  # 5 joints: not MPII
+    assert read_metadata(out)["source"]["from"] == "princeton-vl/pytorch_stacked_hourglass"
     model, _ = load_model(out)
     x = torch.rand(1, 64, 64, 3)
     with torch.no_grad():

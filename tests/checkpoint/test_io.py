@@ -34,7 +34,7 @@ def test_round_trip_with_a_named_norm_layer(tmp_path: Path) -> None:
     assert isinstance(net.stem.bn, torch.nn.GroupNorm)
     path = save_checkpoint(tmp_path / "m.safetensors", net, meta)
     loaded, got = load_model(path, expect={"name": "hg1", "num_joints": 4})
-    assert got["step"] == 3
+    assert got.step == 3 and got.model_kwargs["norm_layer"] == "group"
     x = torch.rand(1, 3, 64, 64)
     assert torch.equal(loaded(x), net.eval()(x))
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.io import build_model, save_checkpoint
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.data import flip_keypoints, get_affine_matrix, transform_points
-from hourglass.data.build import build_dataset, data_meta
+from hourglass.data.build import build_dataset
 from hourglass.errors import CheckpointError
 from hourglass.evaluation.evaluate import evaluate, evaluate_model, result_table
 
@@ -87,7 +88,8 @@ def test_eval_writes_json_and_refuses_other_checkpoints(tmp_path: Path, make_con
     dataset = build_dataset(cfg, "val")
     spec = {"name": "hg1", "kwargs": {"num_channels": 16, "depth": 2, "num_joints": 16}}
     torch.manual_seed(0)
-    meta = {"model": spec, "data": data_meta(cfg, dataset.skeleton), "step": 0, "epoch": 0, "metrics": {}}
+    data = CheckpointMeta.from_config(cfg, dataset.skeleton).to_json()["data"]
+    meta = {"model": spec, "data": data, "step": 0, "epoch": 0, "metrics": {}}
     ckpt = save_checkpoint(tmp_path / "m.safetensors", build_model({"model": spec}), meta)
     result = evaluate(cfg, ckpt, flip=False)
     saved = json.loads((tmp_path / "eval.json").read_text())

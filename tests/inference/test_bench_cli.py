@@ -70,7 +70,7 @@ def test_cli_convert_bare_state_dict(tiny, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     model, meta = load_model(out)
-    assert meta["model"]["kwargs"] == {"num_joints": 4, "num_channels": 16, "depth": 2, "in_channels": 3}
+    assert meta.model_kwargs == {"num_joints": 4, "num_channels": 16, "depth": 2, "in_channels": 3}
     for k, v in tiny.state_dict().items():
         torch.testing.assert_close(model.state_dict()[k], v)
     result = CliRunner().invoke(

@@ -43,6 +43,9 @@ from typing import Any
 import torch
 
 from hourglass.checkpoint.io import mismatch_summary, save_checkpoint
+from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.data.codec import HeatmapCodec
+from hourglass.data.skeletons import MPII_16
 from hourglass.errors import CheckpointError, ConfigError
 from hourglass.models import StackedHourglass, create_model
 
@@ -180,10 +183,10 @@ def read_princeton_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, t
     return strip_prefix(obj, str(path)), extra
 
 
-def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, CheckpointMeta]:
     """Convert a princeton-vl checkpoint ``src`` into our ``.safetensors`` checkpoint ``out`` (written atomically).
 
-    Returns ``(out, meta)``; ``meta["data"]`` records their input convention (256x256 RGB in [0, 1],
+    Returns ``(out, meta)``; ``meta`` records their input convention (256x256 RGB in [0, 1],
     64x64 heatmaps, MPII joint order, sigma 1 heatmap px).
     """
     state, extra = read_princeton_checkpoint(src)
@@ -193,16 +196,14 @@ def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str
         raise CheckpointError(f"{src}: {stacks} stacks; presets exist for {sorted(_PRESETS)} stacks")
     model = create_model(_PRESETS[stacks], **config)
     model.load_state_dict(map_princeton_state(state, model, str(src)), strict=True)
-    meta = {
-        "model": {"name": _PRESETS[stacks], "kwargs": config},
-        "data": {"input_size": [256, 256], "heatmap_size": [64, 64], "sigma": 1.0, "skeleton": "mpii_16"},
-        "step": 0,
-        "epoch": extra.get("epoch", 0),
-        "metrics": {},
-        "source": {"from": "princeton-vl/pytorch_stacked_hourglass", "file": Path(src).name},
-    }
-    if config["num_joints"] != 16:
-        meta["data"].pop("skeleton")
+    meta = CheckpointMeta(
+        model=_PRESETS[stacks],
+        model_kwargs=config,
+        codec=HeatmapCodec((256, 256), (64, 64), sigma=1.0),
+        skeleton=MPII_16 if config["num_joints"] == 16 else None,
+        epoch=extra.get("epoch", 0),
+        source={"from": "princeton-vl/pytorch_stacked_hourglass", "file": Path(src).name},
+    )
     return save_checkpoint(out, model, meta), meta
 
 
@@ -211,7 +212,7 @@ CONVERTERS = {"princeton-vl": convert_princeton_vl}
 
 def convert_checkpoint(
     source: str, src: str | os.PathLike[str], out: str | os.PathLike[str]
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path, CheckpointMeta]:
     """Convert foreign weights ``src`` from ``source`` (``princeton-vl``) into our checkpoint ``out``."""
     if source not in CONVERTERS:
         raise ConfigError(f"unknown source {source!r}; supported: {', '.join(CONVERTERS)}")

@@ -1,13 +1,8 @@
 """Checkpoints: one ``.safetensors`` file of weights whose header carries everything needed to rebuild.
 
-The header metadata (``safetensors`` string map) holds ``format`` and ``hourglass``, the latter a JSON
-object with at least::
-
-    {"model": {"name": "hg2", "kwargs": {...}},   # create_model(name, **kwargs) rebuilds it
-     "data": {...},                               # codec and skeleton settings used in training
-     "step": int, "epoch": int, "metrics": {...}}
-
-so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
+The header metadata (``safetensors`` string map) holds ``format`` and ``hourglass``, the latter the JSON
+form of a :class:`~hourglass.checkpoint.meta.CheckpointMeta` (model, codec, skeleton, input convention,
+provenance), so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
 atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
 previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
 
@@ -34,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from hourglass.checkpoint.meta import CheckpointMeta, as_meta
 from hourglass.errors import CheckpointError
 from hourglass.files import atomic_write
 from hourglass.models import create_model
@@ -41,17 +37,21 @@ from hourglass.models import create_model
 FORMAT = "hourglass/1"
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: Mapping[str, Any]) -> Path:
-    """Write ``model``'s state dict and ``meta`` (JSON-serialisable, with a ``model`` entry) atomically."""
-    if "model" not in meta or "name" not in meta["model"]:
-        raise CheckpointError(f"{path}: checkpoint metadata needs a 'model' entry with a 'name'")
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: CheckpointMeta | Mapping[str, Any]) -> Path:
+    """Write ``model``'s state dict and ``meta`` (typed, or its JSON form, checked) atomically."""
+    meta = as_meta(meta, path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    header = {"format": FORMAT, "hourglass": json.dumps(dict(meta), sort_keys=True)}
+    header = {"format": FORMAT, "hourglass": json.dumps(meta.to_json(), sort_keys=True)}
     return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
 
 
+def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
+    """The typed metadata of a checkpoint, without reading its tensors."""
+    return CheckpointMeta.from_json(read_metadata(path), path)
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, without reading its tensors."""
+    """The metadata of a checkpoint in its JSON form (as stored), without reading its tensors."""
     path = _check_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -68,9 +68,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint`."""
-    meta = read_metadata(path)
+    meta = read_meta(path)
     with safe_open(str(path), framework="pt", device=str(map_location)) as f:
         state = {k: f.get_tensor(k) for k in f.keys()}
     return state, meta
@@ -90,19 +90,19 @@ NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "
 """Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
 
 
-def build_model(meta: Mapping[str, Any]) -> nn.Module:
-    """The (untrained) model described by a checkpoint's ``meta['model']``.
+def build_model(meta: CheckpointMeta | Mapping[str, Any]) -> nn.Module:
+    """The (untrained) model a checkpoint's metadata describes (typed, or its JSON form ``{"model": ...}``).
 
     A string ``norm_layer`` in the kwargs is looked up in :data:`NORM_LAYERS`.
     """
-    spec = meta["model"]
-    kwargs = dict(spec.get("kwargs", {}))
+    meta = as_meta(meta)
+    kwargs = dict(meta.model_kwargs)
     norm = kwargs.get("norm_layer")
     if isinstance(norm, str):
         if norm not in NORM_LAYERS:
             raise CheckpointError(f"model.kwargs.norm_layer: unknown {norm!r}; known: {', '.join(NORM_LAYERS)}")
         kwargs["norm_layer"] = NORM_LAYERS[norm]
-    return create_model(spec["name"], **kwargs)
+    return create_model(meta.model, **kwargs)
 
 
 def training_state_path(path: str | os.PathLike[str]) -> Path:
@@ -142,8 +142,13 @@ def load_model(
     path: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
     expect: Mapping[str, Any] | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
+
+    Example:
+        >>> model, meta = hourglass.load_model("runs/demo/last.safetensors")  # doctest: +SKIP
+        >>> meta.input_size, meta.skeleton.name  # doctest: +SKIP
+        ((128, 128), 'mpii_16')
 
     ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
     checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
@@ -156,9 +161,9 @@ def load_model(
     return model.to(map_location).eval(), meta
 
 
-def check_compatible(path: str | os.PathLike[str], meta: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
+def check_compatible(path: str | os.PathLike[str], meta: CheckpointMeta, expect: Mapping[str, Any]) -> None:
     """Refuse a checkpoint whose architecture differs from ``expect`` (``{"name": ..., "num_joints": ...}``)."""
-    have = {"name": meta["model"]["name"], **meta["model"].get("kwargs", {})}
+    have = {"name": meta.model, **meta.model_kwargs}
     for key, want in expect.items():
         if key in have and have[key] != want:
             raise CheckpointError(

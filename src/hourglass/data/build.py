@@ -1,9 +1,8 @@
-"""From a config's ``data`` section to a dataset of the data package, and the data metadata of checkpoints."""
+"""From a config's ``data`` section to the codec, augmentation and datasets of the data package."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from hourglass.config import Config
 from hourglass.data import (
@@ -13,8 +12,6 @@ from hourglass.data import (
     HeatmapCodec,
     KeypointDataset,
     MPIIDataset,
-    Skeleton,
-    skeleton_spec,
 )
 from hourglass.errors import ConfigError
 
@@ -55,17 +52,6 @@ def build_dataset(cfg: Config, split: str) -> KeypointDataset:
     if len(dataset) == 0:
         raise DataError(f"data.{split}: {ann} holds no usable records (an empty dataset)")
     return dataset
-
-
-def data_meta(cfg: Config, skeleton: Skeleton) -> dict[str, Any]:
-    """The ``data`` entry of checkpoint metadata: what inference needs to rebuild the codec and skeleton."""
-    return {
-        "format": cfg.data.format,
-        "input_size": list(cfg.data.input_size),
-        "heatmap_size": list(cfg.data.heatmap_size),
-        "sigma": cfg.data.sigma,
-        "skeleton": skeleton_spec(skeleton),
-    }
 
 
 def _load(

@@ -28,11 +28,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hourglass.checkpoint.io import load_model
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data import HeatmapCodec, flip_test, get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
 from hourglass.device import autocast_context, resolve_device
-from hourglass.errors import CheckpointError
 from hourglass.files import atomic_write
 
 
@@ -211,12 +211,13 @@ def evaluate(
     """``hourglass eval``: load ``checkpoint`` (refused if its joint count or input size differ from the
     config's dataset), score the ``data.val`` split, write the scores as JSON (``out_json``, default
     ``<checkpoint folder>/eval.json``), atomically."""
-    from hourglass.data.build import build_dataset, data_meta
+    from hourglass.data.build import build_dataset, make_codec
 
     device = resolve_device(cfg.train.device)
     dataset = build_dataset(cfg, "val")
     model, meta = load_model(checkpoint, map_location=device, expect={"num_joints": dataset.skeleton.num_joints})
-    _check_data_meta(checkpoint, meta, data_meta(cfg, dataset.skeleton))
+    wanted = CheckpointMeta(cfg.model.name, codec=make_codec(cfg))
+    meta.check_same_data(checkpoint, wanted, ("input_size", "heatmap_size"), against="the config")
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     result = evaluate_model(model, dataset, cfg, device, flip=flip)
@@ -243,15 +244,6 @@ def result_table(result: EvalResult) -> Table:
     for name, row in result.table.items():
         table.add_row(name, *(f"{row[c]:.2f}" if c in row else "" for c in columns))
     return table
-
-
-def _check_data_meta(path: str | Path, meta: dict[str, Any], want: dict[str, Any]) -> None:
-    have = meta.get("data", {})
-    for key in ("input_size", "heatmap_size"):
-        if key in have and list(have[key]) != list(want[key]):
-            raise CheckpointError(
-                f"{path}: checkpoint was trained with data.{key}={have[key]} but the config has {want[key]}"
-            )
 
 
 def _last_stack(out: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.errors import ConfigError
 from hourglass.models.summary import count_macs
 
@@ -149,14 +150,15 @@ def _openvino_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable
     return lambda _: request.infer({0: data})
 
 
-def synthetic_validation(meta: dict[str, Any], input_size: tuple[int, int], num: int, seed: int = 1000) -> Any:
-    """A :class:`~hourglass.data.synthetic.SyntheticFigures` set with the checkpoint's codec (or a default one)."""
+def synthetic_validation(meta: CheckpointMeta, input_size: tuple[int, int], num: int, seed: int = 1000) -> Any:
+    """A :class:`~hourglass.data.synthetic.SyntheticFigures` set with the checkpoint's codec at ``input_size``
+    (its heatmap size kept when the input size is the checkpoint's, else a quarter of ``input_size``)."""
     from hourglass.data import HeatmapCodec
     from hourglass.data.synthetic import SyntheticFigures
 
-    data = meta.get("data") or {}
-    same = list(input_size) == list(data.get("input_size", []))
-    codec = HeatmapCodec(input_size, data.get("heatmap_size") if same else None, sigma=float(data.get("sigma", 2.0)))
+    codec = meta.codec
+    if codec is None or codec.input_size != tuple(input_size):
+        codec = HeatmapCodec(input_size, sigma=codec.sigma if codec is not None else 2.0)
     return SyntheticFigures(num, seed=seed, codec=codec)
 
 
@@ -187,9 +189,7 @@ def benchmark(
     """
     model, meta = resolve_model(model_spec)
     name = str(model_spec) if not isinstance(model_spec, nn.Module) else type(model_spec).__name__
-    if input_size is None:
-        input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
-    input_size = (int(input_size[0]), int(input_size[1]))
+    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     calibration = None
@@ -282,8 +282,7 @@ def openvino_profile(
     from .runtimes import OpenVinoRuntime
 
     model, meta = resolve_model(model_spec)
-    if input_size is None:
-        input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
+    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
     calibration = synthetic_validation(meta, input_size, calibration_num, seed=0) if precision == "int8" else None
     runtime = create_runtime(model, "openvino", precision, calibration, input_size)
     assert isinstance(runtime, OpenVinoRuntime)

@@ -37,7 +37,6 @@ from .fold import fold_batchnorm
 
 ExportFormat = Literal["onnx", "openvino", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "openvino", "torchscript")
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "images", "heatmaps"
 
 
@@ -272,6 +271,5 @@ def export_checkpoint(
 
     check_writable(out)
     model, meta = load_model(checkpoint)
-    if input_size is None:
-        input_size = tuple((meta.get("data") or {}).get("input_size", (256, 256)))  # type: ignore[assignment]
-    return export_model(model, fmt, out, input_size=input_size, all_stacks=all_stacks, fold=fold)
+    size = input_size if input_size is not None else meta.input_size
+    return export_model(model, fmt, out, input_size=size, all_stacks=all_stacks, fold=fold)

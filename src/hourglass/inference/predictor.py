@@ -29,7 +29,6 @@ from hourglass.data import (
     box_to_center_scale,
     flip_test,
     get_affine_matrix,
-    get_skeleton,
     transform_points,
     warp_image,
 )
@@ -140,7 +139,7 @@ class Predictor:
         calibration: Any | None = None,
         device: str = "cpu",
     ) -> Predictor:
-        """A predictor for a ``.safetensors`` checkpoint: codec and skeleton from its ``meta["data"]``.
+        """A predictor for a ``.safetensors`` checkpoint: codec and skeleton from its metadata.
 
         ``backend``/``precision`` choose the runtime (:func:`hourglass.inference.runtimes.create_runtime`:
         eager, compile, onnxruntime, openvino, best; fp32, bf16, int8). int8 needs ``calibration`` images
@@ -148,11 +147,11 @@ class Predictor:
         skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
         compile back-ends.
         """
-        from hourglass.checkpoint.io import read_metadata
+        from hourglass.checkpoint.io import read_meta
         from hourglass.inference.runtimes import create_runtime
 
-        meta = read_metadata(path)
-        codec, skel = codec_and_skeleton(meta, path, skeleton)
+        meta = read_meta(path)
+        codec, skel = meta.require_codec(path), meta.require_skeleton(path, skeleton)
         runtime = create_runtime(
             path,
             backend=backend,
@@ -296,28 +295,6 @@ def calibration_images(
     return np.stack(out)
 
 
-def codec_and_skeleton(
-    meta: Mapping[str, Any], path: str | os.PathLike[str], skeleton: Skeleton | str | Mapping[str, Any] | None = None
-) -> tuple[HeatmapCodec, Skeleton]:
-    """The codec and skeleton a checkpoint's ``meta["data"]`` describes (``skeleton`` overrides its skeleton)."""
-    data = meta.get("data") or {}
-    if "input_size" not in data:
-        raise CheckpointError(f"{path}: checkpoint metadata has no data.input_size; cannot tell how to crop")
-    spec = skeleton if skeleton is not None else data.get("skeleton")
-    if spec is None:
-        raise CheckpointError(f"{path}: checkpoint metadata has no data.skeleton; pass one (e.g. skeleton='mpii_16')")
-    skel = get_skeleton(spec)
-    joints = (meta.get("model") or {}).get("kwargs", {}).get("num_joints")
-    if joints is not None and joints != skel.num_joints:
-        raise CheckpointError(
-            f"{path}: the network predicts {joints} joints but skeleton {skel.name!r} has {skel.num_joints}"
-        )
-    codec = HeatmapCodec(
-        data["input_size"], data.get("heatmap_size"), sigma=float(data.get("sigma", 2.0)), dark=bool(data.get("dark"))
-    )
-    return codec, skel
-
-
 def _check_rgb(image: Any) -> np.ndarray:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
@@ -441,7 +418,7 @@ def predict_files(
     Raises:
         HourglassError: for problems that stop everything (checkpoint, boxes file, no input at all).
     """
-    from hourglass.checkpoint.io import read_metadata
+    from hourglass.checkpoint.io import read_meta
     from hourglass.files import atomic_write
 
     files, problems = collect_inputs(inputs)
@@ -454,8 +431,7 @@ def predict_files(
         raise DataError(f"{out_dir}: --out exists and is not a folder")
     calibration = None
     if precision == "int8":
-        codec, _ = codec_and_skeleton(read_metadata(checkpoint), checkpoint)
-        calibration = calibration_images(files, codec.input_size)
+        calibration = calibration_images(files, read_meta(checkpoint).require_codec(checkpoint).input_size)
     predictor = Predictor.from_checkpoint(
         checkpoint,
         backend=backend,

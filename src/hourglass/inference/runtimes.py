@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.errors import ConfigError, InputError
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
@@ -52,7 +53,6 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("fp32",),
     "openvino": ("fp32", "bf16", "int8"),
 }
-DEFAULT_INPUT_SIZE = (256, 256)
 
 
 def as_numpy_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> np.ndarray:
@@ -229,10 +229,15 @@ def calibration_batches(source: np.ndarray | torch.Tensor | Iterable[Any], limit
     return out[:limit]
 
 
-def resolve_model(model_or_checkpoint: nn.Module | str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """``(model in eval mode, meta)`` from a module, a ``.safetensors`` checkpoint path or a preset name."""
+def resolve_model(
+    model_or_checkpoint: nn.Module | str | os.PathLike[str],
+) -> tuple[nn.Module, CheckpointMeta]:
+    """``(model in eval mode, meta)`` from a module, a ``.safetensors`` checkpoint path or a preset name.
+
+    A module or a preset has no codec in its metadata: its ``input_size`` is the default 256x256.
+    """
     if isinstance(model_or_checkpoint, nn.Module):
-        return model_or_checkpoint.eval(), {}
+        return model_or_checkpoint.eval(), CheckpointMeta(type(model_or_checkpoint).__name__)
     from hourglass.checkpoint.io import load_model
     from hourglass.models import create_model, list_models
 
@@ -240,7 +245,7 @@ def resolve_model(model_or_checkpoint: nn.Module | str | os.PathLike[str]) -> tu
     if Path(spec).exists() or spec.endswith((".safetensors", ".pt", ".pth")):
         return load_model(spec)
     if spec in list_models():
-        return create_model(spec).eval(), {"model": {"name": spec, "kwargs": {}}}
+        return create_model(spec).eval(), CheckpointMeta(spec)
     raise ConfigError(f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())})")
 
 
@@ -311,9 +316,7 @@ def create_runtime(
         if backend not in ("eager", "compile"):
             raise ConfigError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
     model, meta = resolve_model(model_or_checkpoint)
-    if input_size is None:
-        input_size = tuple(meta.get("data", {}).get("input_size", DEFAULT_INPUT_SIZE))  # type: ignore[assignment]
-    input_size = (int(input_size[0]), int(input_size[1]))
+    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from hourglass.checkpoint.io import build_model, load_model
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
 from hourglass.device import resolve_device
 from hourglass.errors import ConfigError
 from hourglass.evaluation.evaluate import EvalResult, evaluate_model
 from hourglass.files import atomic_write
-from hourglass.training.loop import model_spec, train
+from hourglass.training.loop import train
 
 NUM_OVERLAYS = 8
 TARGET_PCKH = 80.0
@@ -73,7 +74,7 @@ def run_demo(
 
     torch.manual_seed(cfg.train.seed)  # the same initial weights as the training run
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    untrained = build_model({"model": model_spec(cfg, val_set.skeleton.num_joints)})
+    untrained = build_model(CheckpointMeta.from_config(cfg, val_set.skeleton))
     untrained = untrained.to(device, memory_format=memory_format)
     before = evaluate_model(untrained, val_set, cfg, device, flip=cfg.eval.flip)
     log(f"untrained model: PCKh@0.5 {before.summary['pckh@0.5']:.1f}% on {len(val_set)} held-out figures")

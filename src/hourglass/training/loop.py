@@ -11,6 +11,7 @@ sees the same batches as an uninterrupted one and, on the same machine and setti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -36,9 +37,10 @@ from hourglass.checkpoint.io import (
     save_training_state,
     training_state_path,
 )
+from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
-from hourglass.data.build import build_dataset, data_meta
-from hourglass.data.dataset import collate
+from hourglass.data.build import build_dataset
+from hourglass.data.dataset import collate, worker_init_fn
 from hourglass.device import autocast_context
 from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
 from hourglass.files import atomic_write
@@ -75,21 +77,6 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     skipped: int = 0
-
-
-def model_spec(cfg: Config, num_joints: int) -> dict[str, Any]:
-    """The JSON model description stored in checkpoints: ``{"name", "kwargs"}`` with ``num_joints`` set."""
-    kwargs = dict(cfg.model.kwargs)
-    if "norm_layer" in kwargs:
-        raise ConfigError("model.kwargs.norm_layer: set model.norm (batch or group) instead")
-    if kwargs.get("num_joints", num_joints) != num_joints:
-        raise ConfigError(
-            f"model.kwargs.num_joints={kwargs['num_joints']} but the dataset's skeleton has {num_joints} joints"
-        )
-    kwargs["num_joints"] = num_joints
-    if cfg.model.norm != "batch":
-        kwargs["norm_layer"] = cfg.model.norm
-    return {"name": cfg.model.name, "kwargs": kwargs}
 
 
 def rng_state() -> dict[str, Any]:
@@ -155,7 +142,7 @@ def train(
     info = init_distributed(cfg.train.device)
     ok = False
     try:
-        result = _Trainer(cfg, info, log).run(resume, on_step, log)
+        result = _Trainer(cfg, info, log).run(resume, on_step)
         ok = True
         return result
     finally:
@@ -166,26 +153,77 @@ def train(
 
 
 class _Trainer:
+    """One run, in the order it happens: :meth:`build`, :meth:`resume`, :meth:`open_outputs`, then
+    :meth:`train_epoch` and :meth:`end_epoch` per epoch, and :meth:`finish`."""
+
     def __init__(self, cfg: Config, info: DistInfo, log: Callable[[str], None] | None) -> None:
         self.cfg = cfg
         self.info = info
         self.out_dir = Path(cfg.train.out_dir)
+        self.log = log
         self.say: Callable[[str], None] = log if log is not None and info.is_main else (lambda s: None)
         self.runlog: NullLog = NullLog()
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.step = 0
+        self.epoch = 0
+        self.best: float | None = None
+        self.losses: list[float] = []
+        self.metrics: dict[str, float] = {}
+        self.train_time = 0.0
+        self.budget_spent = 0.0  # share of train.time_limit_s used, the same on every rank
+        self.last_path: Path | None = None
+        self.best_path: Path | None = None
 
-    def run(
-        self,
-        resume: str | Path | None,
-        on_step: Callable[[int, float], None] | None,
-        log: Callable[[str], None] | None,
-    ) -> TrainResult:
+    def run(self, resume: str | Path | None, on_step: Callable[[int, float], None] | None) -> TrainResult:
+        self.build()
+        if resume is not None:
+            self.resume(Path(resume))
+        self.open_outputs(resumed=resume is not None)
+        status = "finished"
+        self.runlog.start(self.total_steps, self.step)
+        try:
+            with stop_requests() as stop:
+                self.epoch = self.step // self.steps_per_epoch
+                while self.epoch < self.cfg.train.epochs and status == "finished":
+                    status = self.train_epoch(stop, on_step)
+                    self.epoch = self.step // self.steps_per_epoch
+                    self.end_epoch(status)
+        finally:
+            self.runlog.close()
+        return self.finish(status)
+
+    # --- before the first step --------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """Datasets, model (on the device, DDP-wrapped when distributed), optimiser, schedule, precision."""
         cfg, info = self.cfg, self.info
         torch.manual_seed(cfg.train.seed)
-        train_set = build_dataset(cfg, "train")
-        val_set = build_dataset(cfg, "val") if cfg.train.val_every and cfg.data.val.annotations else None
-        skeleton = train_set.skeleton
-        spec = model_spec(cfg, skeleton.num_joints)
-        model = build_model({"model": spec})
+        self.train_set = build_dataset(cfg, "train")
+        self.val_set = build_dataset(cfg, "val") if cfg.train.val_every and cfg.data.val.annotations else None
+        self.meta = CheckpointMeta.from_config(cfg, self.train_set.skeleton)
+        self.model = self._build_model()
+        self.sampler = ShardedSampler(
+            len(self.train_set), cfg.train.batch_size, info.rank, info.world_size, seed=cfg.train.seed
+        )
+        self.steps_per_epoch = self.sampler.batches_per_epoch
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"train.batch_size={cfg.train.batch_size} is larger than the training set ({len(self.train_set)} "
+                f"samples in {cfg.data.train.annotations}); lower the batch size or add data"
+            )
+        self.total_steps = self.steps_per_epoch * cfg.train.epochs
+        if cfg.train.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.train.max_steps)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.optim, self.steps_per_epoch, self.total_steps, lambda: self.budget_spent
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and info.device.type == "cuda")
+        self.autocast = autocast_context(info.device, cfg.train.amp)
+
+    def _build_model(self) -> nn.Module:
+        cfg, info = self.cfg, self.info
+        model = build_model(self.meta)
         self._check_input_size(model)
         if cfg.model.grad_checkpointing:
             if not hasattr(model, "set_grad_checkpointing"):
@@ -198,164 +236,7 @@ class _Trainer:
                     "(per-sample statistics, the same for any split of the batch) or turn it off"
                 )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        model = model.to(info.device, memory_format=memory_format)
-
-        global_batch = cfg.train.batch_size
-        sampler = ShardedSampler(len(train_set), global_batch, info.rank, info.world_size, seed=cfg.train.seed)
-        steps_per_epoch = sampler.batches_per_epoch
-        if steps_per_epoch == 0:
-            raise ConfigError(
-                f"train.batch_size={global_batch} is larger than the training set ({len(train_set)} samples "
-                f"in {cfg.data.train.annotations}); lower the batch size or add data"
-            )
-        total_steps = steps_per_epoch * cfg.train.epochs
-        if cfg.train.max_steps is not None:
-            total_steps = min(total_steps, cfg.train.max_steps)
-        optimizer = build_optimizer(model.parameters(), cfg.optim)
-        budget = {"spent": 0.0}  # share of train.time_limit_s used, the same on every rank
-        scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch, total_steps, lambda: budget["spent"])
-        scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and info.device.type == "cuda")
-        autocast = autocast_context(info.device, cfg.train.amp)
-        meta_data = data_meta(cfg, skeleton)
-
-        step, best = 0, None
-        if resume is not None:
-            step, best = self._resume(
-                Path(resume), spec, meta_data, model, optimizer, scheduler, scaler, steps_per_epoch
-            )
-        ddp = (
-            DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
-            if info.distributed
-            else model
-        )
-
-        if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict())))
-            self.runlog = RunLog(
-                self.out_dir,
-                cfg.train.log_every,
-                progress=cfg.train.progress,
-                tensorboard=cfg.train.tensorboard,
-                resume_step=step if resume is not None else None,
-            )
-            if log is None:
-                self.say = self.runlog.message
-        self.say(
-            f"training {spec['name']} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-            f"{len(train_set)} samples, {steps_per_epoch} steps/epoch, global batch {global_batch} over "
-            f"{info.world_size} process(es) on {info.device}, amp={cfg.train.amp}"
-            + (f", resuming at step {step}" if step else "")
-        )
-
-        local_batch = global_batch // info.world_size
-        losses: list[float] = []
-        status = "finished"
-        last = best_path = None
-        metrics: dict[str, float] = {}
-        train_time = 0.0
-        self.runlog.start(total_steps, step)
-        try:
-            with stop_requests() as stop:
-                epoch = step // steps_per_epoch
-                while epoch < cfg.train.epochs and status == "finished":
-                    sampler.set_epoch(epoch, start_batch=step % steps_per_epoch)
-                    train_set.set_epoch(epoch)
-                    loader = DataLoader(
-                        train_set,
-                        batch_size=local_batch,
-                        sampler=sampler,
-                        num_workers=cfg.data.num_workers,
-                        collate_fn=collate,
-                        drop_last=True,
-                        pin_memory=info.device.type == "cuda",
-                        persistent_workers=False,
-                    )
-                    ddp.train()
-                    t_last = time.perf_counter()
-                    for batch in loader:
-                        images = batch["image"].to(info.device, non_blocking=True, memory_format=memory_format)
-                        targets = batch["heatmaps"].to(info.device, non_blocking=True)
-                        weights = batch["weights"].to(info.device, non_blocking=True)
-                        with autocast:
-                            outputs = ddp(images)
-                        loss = heatmap_loss(outputs, targets, weights)
-                        loss_value = float(all_reduce_mean(loss.detach()))
-                        if not math.isfinite(loss_value):
-                            raise TrainingDiverged(
-                                f"loss is {loss_value} at step {step + 1} (epoch {epoch}); training stopped. The last "
-                                f"good checkpoint in {self.out_dir} was not overwritten. Lower optim.lr, enable "
-                                "train.grad_clip or check the data"
-                            )
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                        if cfg.train.grad_clip is not None:
-                            scaler.unscale_(optimizer)
-                            nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                        scaler.step(optimizer)
-                        scaler.update()
-                        lr = optimizer.param_groups[0]["lr"]
-                        scheduler.step()
-                        step += 1
-                        now = time.perf_counter()
-                        train_time += now - t_last
-                        rate = global_batch / max(now - t_last, 1e-9)
-                        t_last = now
-                        losses.append(loss_value)
-                        self.runlog.step(step, epoch, loss_value, lr, rate)
-                        if on_step is not None:
-                            on_step(step, loss_value)
-                        spent = train_time / cfg.train.time_limit_s if cfg.train.time_limit_s else 0.0
-                        stop_now, budget["spent"] = all_reduce_max(
-                            [float(stop["signal"] is not None), spent], info.device
-                        )
-                        if stop_now or budget["spent"] >= 1.0:
-                            status = "interrupted" if stop_now else "time_limit"
-                            break
-                        if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
-                            status = "max_steps"
-                            break
-                    epoch = step // steps_per_epoch
-                    if status == "interrupted":
-                        self.say(f"stop requested (SIGINT/SIGTERM): saving at step {step}")
-                    at_epoch_end = step % steps_per_epoch == 0
-                    run_val = (
-                        val_set is not None
-                        and status != "interrupted"
-                        and (status != "finished" or (at_epoch_end and epoch % cfg.train.val_every == 0))
-                    )
-                    if run_val:
-                        metrics = self._validate(model, val_set, step, epoch)
-                    meta = {
-                        "model": spec,
-                        "data": meta_data,
-                        "step": step,
-                        "epoch": epoch,
-                        "metrics": metrics,
-                        "config": cfg.to_dict(),
-                    }
-                    key = cfg.train.best_metric
-                    if run_val and key in metrics and (best is None or metrics[key] > best):
-                        best = metrics[key]
-                        best_path = self._save("best", model, meta, None, None, None, steps_per_epoch, best)
-                    last = self._save("last", model, meta, optimizer, scheduler, scaler, steps_per_epoch, best)
-                    if status != "finished":
-                        break
-        finally:
-            self.runlog.close()
-        if info.is_main:
-            jsonl = self.out_dir / "metrics.jsonl"
-            if jsonl.is_file():
-                plot_curves(jsonl, self.out_dir / "curves.png")
-        if train_set.bad_count:
-            self.say(f"skipped {train_set.bad_count} unreadable training image(s) (data.skip_bad)")
-        self.say(f"{status} at step {step} (epoch {epoch}); outputs in {self.out_dir}")
-        if best_path is None and (self.out_dir / "best.safetensors").is_file():
-            best_path = self.out_dir / "best.safetensors"
-        return TrainResult(
-            status, step, epoch, self.out_dir, last, best_path, losses, metrics, train_time, train_set.bad_count
-        )
+        return model.to(info.device, memory_format=self.memory_format)
 
     def _check_input_size(self, model: nn.Module) -> None:
         multiple = getattr(model, "input_multiple", 1)
@@ -370,87 +251,213 @@ class _Trainer:
                 f"data.heatmap_size={[hh, hw]} must be input_size / 4 = {[h // 4, w // 4]} for a stacked hourglass"
             )
 
-    def _validate(self, model: nn.Module, val_set: Any, step: int, epoch: int) -> dict[str, float]:
+    def resume(self, path: Path) -> None:
+        """Weights, optimiser, scheduler, scaler, generators and step of checkpoint ``path`` (same model and data)."""
+        state_dict, meta = load_checkpoint(path)
+        check_compatible(path, meta, {"name": self.meta.model, **self.meta.model_kwargs})
+        meta.check_same_data(path, self.meta, ("input_size", "heatmap_size", "skeleton"))
+        load_state(path, self.model, state_dict)
+        state = load_training_state(training_state_path(path))
+        if state.get("step") != meta.step:
+            raise CheckpointError(
+                f"{training_state_path(path)}: resume state is for step {state.get('step')} but the weights are "
+                f"from step {meta.step} (an interrupted save?); resume from another checkpoint"
+            )
+        if state.get("steps_per_epoch") != self.steps_per_epoch:
+            raise CheckpointError(
+                f"{path}: saved with {state.get('steps_per_epoch')} steps per epoch but this run has "
+                f"{self.steps_per_epoch} (dataset size or train.batch_size changed); resuming would not continue "
+                "the same data order"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.step, self.best = int(state["step"]), state.get("best")
+
+    def open_outputs(self, resumed: bool) -> None:
+        """Rank 0: ``config.yaml`` and the run log in ``train.out_dir``; every rank: the DDP wrapper, one line."""
+        cfg, info = self.cfg, self.info
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[info.device] if info.device.type == "cuda" else None)
+            if info.distributed
+            else self.model
+        )
+        if info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict())))
+            self.runlog = RunLog(
+                self.out_dir,
+                cfg.train.log_every,
+                progress=cfg.train.progress,
+                tensorboard=cfg.train.tensorboard,
+                resume_step=self.step if resumed else None,
+            )
+            if self.log is None:
+                self.say = self.runlog.message
+        self.say(
+            f"training {self.meta.model} ({sum(p.numel() for p in self.model.parameters()):,} parameters) on "
+            f"{len(self.train_set)} samples, {self.steps_per_epoch} steps/epoch, global batch "
+            f"{cfg.train.batch_size} over {info.world_size} process(es) on {info.device}, amp={cfg.train.amp}"
+            + (f", resuming at step {self.step}" if self.step else "")
+        )
+
+    # --- the steps ------------------------------------------------------------------------------------
+
+    def train_epoch(self, stop: dict[str, int | None], on_step: Callable[[int, float], None] | None) -> str:
+        """Steps of the current epoch from where the run stands; returns ``finished`` (the epoch ended) or why
+        it stopped early (``interrupted``, ``time_limit``, ``max_steps``)."""
+        cfg = self.cfg
+        self.sampler.set_epoch(self.epoch, start_batch=self.step % self.steps_per_epoch)
+        self.train_set.set_epoch(self.epoch)
+        self.ddp.train()
+        t_last = time.perf_counter()
+        for batch in self._loader():
+            loss = self.train_step(batch)
+            now = time.perf_counter()
+            self.train_time += now - t_last
+            rate = cfg.train.batch_size / max(now - t_last, 1e-9)
+            t_last = now
+            self.losses.append(loss)
+            self.runlog.step(self.step, self.epoch, loss, self.lr_used, rate)
+            if on_step is not None:
+                on_step(self.step, loss)
+            spent = self.train_time / cfg.train.time_limit_s if cfg.train.time_limit_s else 0.0
+            stop_now, self.budget_spent = all_reduce_max([float(stop["signal"] is not None), spent], self.info.device)
+            if stop_now or self.budget_spent >= 1.0:
+                return "interrupted" if stop_now else "time_limit"
+            if cfg.train.max_steps is not None and self.step >= cfg.train.max_steps:
+                return "max_steps"
+        return "finished"
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.cfg.train.batch_size // self.info.world_size,
+            sampler=self.sampler,
+            num_workers=self.cfg.data.num_workers,
+            collate_fn=collate,
+            worker_init_fn=worker_init_fn,
+            drop_last=True,
+            pin_memory=self.info.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def train_step(self, batch: dict[str, Any]) -> float:
+        """One optimiser step on ``batch``; returns the loss (mean over ranks). Advances ``step`` and the schedule.
+
+        Raises:
+            TrainingDiverged: a NaN or infinite loss (before the weights change).
+        """
+        device = self.info.device
+        images = batch["image"].to(device, non_blocking=True, memory_format=self.memory_format)
+        targets = batch["heatmaps"].to(device, non_blocking=True)
+        weights = batch["weights"].to(device, non_blocking=True)
+        with self.autocast:
+            outputs = self.ddp(images)
+        loss = heatmap_loss(outputs, targets, weights)
+        loss_value = float(all_reduce_mean(loss.detach()))
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"loss is {loss_value} at step {self.step + 1} (epoch {self.epoch}); training stopped. The last "
+                f"good checkpoint in {self.out_dir} was not overwritten. Lower optim.lr, enable "
+                "train.grad_clip or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.lr_used = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.step += 1
+        return loss_value
+
+    # --- after each epoch, and at the end ---------------------------------------------------------------
+
+    def end_epoch(self, status: str) -> None:
+        """Validate when due, then save ``best`` (if the score improved) and ``last`` (with resume state)."""
+        if status == "interrupted":
+            self.say(f"stop requested (SIGINT/SIGTERM): saving at step {self.step}")
+        at_epoch_end = self.step % self.steps_per_epoch == 0
+        run_val = (
+            self.val_set is not None
+            and status != "interrupted"
+            and (status != "finished" or (at_epoch_end and self.epoch % self.cfg.train.val_every == 0))
+        )
+        if run_val:
+            self.metrics = self._validate()
+        meta = dataclasses.replace(self.meta, step=self.step, epoch=self.epoch, metrics=self.metrics)
+        key = self.cfg.train.best_metric
+        if run_val and key in self.metrics and (self.best is None or self.metrics[key] > self.best):
+            self.best = self.metrics[key]
+            self.best_path = self._save("best", meta, with_state=False)
+        self.last_path = self._save("last", meta, with_state=True)
+
+    def _validate(self) -> dict[str, float]:
         from hourglass.evaluation.evaluate import evaluate_model
 
         metrics: dict[str, float] = {}
         if self.info.is_main:
-            was_training = model.training
-            result = evaluate_model(model, val_set, self.cfg, self.info.device, flip=self.cfg.eval.flip)
-            model.train(was_training)
+            was_training = self.model.training
+            result = evaluate_model(self.model, self.val_set, self.cfg, self.info.device, flip=self.cfg.eval.flip)
+            self.model.train(was_training)
             metrics = result.summary
-            self.runlog.scalars(step, epoch, metrics)
-            self.say("validation at step {}: {}".format(step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())))
+            self.runlog.scalars(self.step, self.epoch, metrics)
+            self.say(
+                "validation at step {}: {}".format(self.step, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            )
         if self.info.distributed:
             box = [metrics]
             torch.distributed.broadcast_object_list(box, src=0)
             metrics = box[0]
         return metrics
 
-    def _save(
-        self,
-        name: str,
-        model: nn.Module,
-        meta: dict[str, Any],
-        optimizer: torch.optim.Optimizer | None,
-        scheduler: Any,
-        scaler: Any,
-        steps_per_epoch: int,
-        best: float | None,
-    ) -> Path | None:
+    def _save(self, name: str, meta: CheckpointMeta, with_state: bool) -> Path | None:
+        """Rank 0 writes ``<name>.safetensors`` and, ``with_state``, the resume state beside it."""
         if not self.info.is_main:
             return None
         path = self.out_dir / f"{name}.safetensors"
-        if optimizer is not None:
+        if with_state:
             # State first: a crash between the two writes leaves a state whose step does not match the
             # weights, which --resume detects, rather than new weights with a stale optimiser.
             save_training_state(
                 training_state_path(path),
                 {
-                    "step": meta["step"],
-                    "steps_per_epoch": steps_per_epoch,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
+                    "step": meta.step,
+                    "steps_per_epoch": self.steps_per_epoch,
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
                     "rng": rng_state(),
-                    "best": best,
+                    "best": self.best,
                 },
             )
-        return save_checkpoint(path, model, meta)
+        return save_checkpoint(path, self.model, meta)
 
-    def _resume(
-        self,
-        path: Path,
-        spec: dict[str, Any],
-        meta_data: dict[str, Any],
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        scaler: Any,
-        steps_per_epoch: int,
-    ) -> tuple[int, float | None]:
-        state_dict, meta = load_checkpoint(path)
-        check_compatible(path, meta, {"name": spec["name"], **spec["kwargs"]})
-        for key in ("input_size", "heatmap_size", "skeleton"):
-            if key in meta.get("data", {}) and meta["data"][key] != meta_data[key]:
-                raise CheckpointError(
-                    f"{path}: checkpoint has data.{key}={meta['data'][key]!r} but this run has {meta_data[key]!r}"
-                )
-        load_state(path, model, state_dict)
-        state = load_training_state(training_state_path(path))
-        if state.get("step") != meta.get("step"):
-            raise CheckpointError(
-                f"{training_state_path(path)}: resume state is for step {state.get('step')} but the weights are "
-                f"from step {meta.get('step')} (an interrupted save?); resume from another checkpoint"
-            )
-        if state.get("steps_per_epoch") != steps_per_epoch:
-            raise CheckpointError(
-                f"{path}: saved with {state.get('steps_per_epoch')} steps per epoch but this run has "
-                f"{steps_per_epoch} (dataset size or train.batch_size changed); resuming would not continue "
-                "the same data order"
-            )
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        return int(state["step"]), state.get("best")
+    def finish(self, status: str) -> TrainResult:
+        """Curves, closing messages and the :class:`TrainResult`."""
+        if self.info.is_main:
+            jsonl = self.out_dir / "metrics.jsonl"
+            if jsonl.is_file():
+                plot_curves(jsonl, self.out_dir / "curves.png")
+        skipped = self.train_set.bad_count
+        if skipped:
+            self.say(f"skipped {skipped} unreadable training image(s) (data.skip_bad)")
+        self.say(f"{status} at step {self.step} (epoch {self.epoch}); outputs in {self.out_dir}")
+        if self.best_path is None and (self.out_dir / "best.safetensors").is_file():
+            self.best_path = self.out_dir / "best.safetensors"
+        return TrainResult(
+            status,
+            self.step,
+            self.epoch,
+            self.out_dir,
+            self.last_path,
+            self.best_path,
+            self.losses,
+            self.metrics,
+            self.train_time,
+            skipped,
+        )
