@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "errors"},
     "inference": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "errors"},
     "checkpoint": {"data", "models", "config", "files", "errors"},
-    "data": {"config", "files", "errors"},
+    "data": {"metrics", "config", "files", "errors"},  # metrics: the MPII head size
     "metrics": {"errors"},
     "losses": {"errors"},
     "models": {"errors"},

@@ -9,15 +9,32 @@ import torch
 from hourglass.errors import ConfigError
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else CPU; ``cuda`` without CUDA is an error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """The device of ``train.device`` or ``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+
+    ``auto`` is ``cuda`` when CUDA is available, else ``cpu``; a bare ``cuda`` is ``cuda:<local_rank>`` (the
+    process's GPU under torchrun).
+
+    Raises:
+        ConfigError: another device type, or CUDA asked for where there is none (naming the device).
+    """
+    text = str(name)
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"device {text!r}: expected cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {text!r}: expected cpu, cuda, cuda:N or auto")
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
-        return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
-    return torch.device(name)
+            raise ConfigError(
+                f"device {text!r}: CUDA is not available here (torch.cuda.is_available() is False); use cpu or auto"
+            )
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
 
 
 def autocast_context(device: torch.device, amp: str) -> AbstractContextManager:

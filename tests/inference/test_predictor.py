@@ -112,7 +112,7 @@ def test_predictor_refuses_bad_boxes_and_images(checkpoint: Path, tmp_path: Path
     with pytest.raises(ValueError, match=r"image 0: box 1 .* has zero size"):
         predictor(_photo(), boxes=[[0, 0, 10, 10], [5, 5, 10, 0]])
     (tmp_path / "c.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    with pytest.raises(ValueError, match=r"c.jpg: not a readable image"):
+    with pytest.raises(ValueError, match=r"image .*c\.jpg is unreadable"):
         predictor(tmp_path / "c.jpg")
     with pytest.raises(ValueError, match=r"unsupported file type '.gif'"):
         predictor(tmp_path / "x.gif")
@@ -143,11 +143,9 @@ def test_predict_files_boxes_heatmaps_and_failures(checkpoint: Path, tmp_path: P
         [images], checkpoint, out, tmp_path / "dets.json", batch_size=1, heatmaps=True, progress=False
     )
     assert report.images == 2 and report.people == 2
-    assert [f.split(":")[0] for f in report.failures] == [
-        str(images / "000000000042.png"),
-        str(images / "b.jpg"),
-        str(images / "broken.png"),
-    ]
+    named = ["000000000042.png", "b.jpg", "broken.png"]
+    assert len(report.failures) == len(named)
+    assert all(str(images / name) in failure for failure, name in zip(report.failures, named, strict=True))
     assert "zero size" in report.failures[0] and "outside" in report.failures[1]
     results = json.loads((out / "keypoints.json").read_text())
     assert [r["image_id"] for r in results] == [42, 42]
@@ -166,7 +164,7 @@ def test_read_boxes_errors(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text('[{"image_id": 1, "bbox": [1, 2, 3]}]')
     with pytest.raises(ValueError, match=r"b.json: detection 0: bbox \[1, 2, 3\] is not \[x, y, w, h\]"):
         read_boxes(tmp_path / "b.json")
-    with pytest.raises(ValueError, match=r"c.json: no such boxes file"):
+    with pytest.raises(ValueError, match=r"c\.json: no such detections file"):
         read_boxes(tmp_path / "c.json")
 
 
@@ -191,7 +189,7 @@ def test_cli_subprocess_reports_corrupt_file_and_exits_nonzero(checkpoint: Path,
     cmd += ["--checkpoint", str(checkpoint), "--out", str(out), "--batch-size", "4"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode == 1, proc.stderr
-    assert "bad.jpg: not a readable image" in proc.stderr and "Traceback" not in proc.stderr
+    assert "bad.jpg is unreadable" in proc.stderr and "Traceback" not in proc.stderr
     results = json.loads((out / "keypoints.json").read_text())
     assert len(results) == 1 and results[0]["image_id"] == "good"
     assert sorted(p.name for p in out.iterdir()) == ["good.png", "keypoints.json"]

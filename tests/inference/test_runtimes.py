@@ -102,7 +102,7 @@ def test_device_is_chosen_and_checked(tiny, images, reference) -> None:
     rt = create_runtime(tiny, "eager", "fp32", input_size=(32, 32), device="cpu")
     assert rt.device == torch.device("cpu")
     np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="expected cpu, cuda or cuda:N"):
+    with pytest.raises(ValueError, match="expected cpu, cuda, cuda:N or auto"):
         create_runtime(tiny, "eager", device="mps")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda:1': CUDA is not available here"):

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 
 from hourglass.errors import DataError
 
+from .transforms import transform_points
+
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
@@ -179,6 +181,28 @@ class HeatmapCodec:
         if is_numpy:
             return keypoints.numpy(), scores.numpy()
         return keypoints, scores
+
+    def decode_to_image(
+        self, heatmaps: np.ndarray | torch.Tensor, crop_to_image: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keypoints in image pixels: :meth:`decode`, then each crop's crop -> image matrix.
+
+        The one path from heatmaps to image coordinates (evaluation, inference, runtime accuracy checks).
+
+        Args:
+            heatmaps: ``(N, K, h, w)`` of crops of this codec's input size.
+            crop_to_image: ``(N, 2, 3)`` affine matrices from crop pixels to image pixels
+                (``get_affine_matrix(..., inverse=True)``).
+
+        Returns:
+            image keypoints ``(N, K, 2)`` float64, scores ``(N, K)`` float64 (heatmap maxima) and the crop
+            keypoints ``(N, K, 2)`` they came from.
+        """
+        crop_kp, scores = self.decode(heatmaps)
+        if isinstance(crop_kp, torch.Tensor):
+            crop_kp, scores = crop_kp.detach().cpu().numpy(), scores.detach().cpu().numpy()
+        image_kp = transform_points(crop_kp, np.asarray(crop_to_image, dtype=np.float64))
+        return image_kp, np.asarray(scores, dtype=np.float64), crop_kp
 
     def _dark_sigma(self) -> float:
         return 0.3 * ((self.blur_kernel - 1) * 0.5 - 1) + 0.8

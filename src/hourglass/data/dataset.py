@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -36,6 +35,7 @@ from torch.utils.data import Dataset
 from hourglass.errors import DataError
 
 from .codec import HeatmapCodec
+from .images import read_image, to_network_input
 from .skeletons import Skeleton
 from .transforms import (
     Augmentation,
@@ -163,13 +163,12 @@ class KeypointDataset(Dataset):
         return f if self.image_root is None or f.is_absolute() else self.image_root / f
 
     def read_image(self, index: int) -> np.ndarray:
-        """The (h, w, 3) uint8 RGB image of record ``index`` (OpenCV, EXIF orientation ignored)."""
-        path = self.image_path(index)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            what = "missing" if not path.exists() else "unreadable or not an image"
-            raise DataError(f"{self.source}: record {index}: image {path} is {what}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        """The (h, w, 3) uint8 RGB image of record ``index`` (:func:`hourglass.data.images.read_image`:
+        EXIF orientation applied, as for prediction)."""
+        try:
+            return read_image(self.image_path(index))
+        except DataError as err:
+            raise DataError(f"{self.source}: record {index}: {err}") from None
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
@@ -213,8 +212,7 @@ class KeypointDataset(Dataset):
         crop = warp_image(image, matrix, (H, W))
         if p != _NO_AUGMENT:
             crop = colour_jitter(crop, p)
-        chw = np.stack(cv2.split(crop)).astype(np.float32)
-        chw *= np.float32(1.0 / 255.0)
+        chw = to_network_input(crop)
         heatmaps, weights = self.codec.encode(keypoints, visible)
         return {
             "image": torch.from_numpy(chw),

@@ -174,6 +174,10 @@ def _make(
     )
 
 
+MPII_FILE_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
+                    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri")  # fmt: skip
+"""``dataset_joints`` of the official ``gt_valid.mat``: MPII_16's order under MPII's short names."""
+
 MPII_16 = _make(
     "mpii_16",
     (

@@ -55,6 +55,17 @@ def get_affine_matrix(
     return np.hstack([a, (dc - a @ c)[:, None]])
 
 
+def crop_to_image_matrices(meta: dict, output_size: Sequence[int]) -> np.ndarray:
+    """Crop -> image matrices ``(B, 2, 3)`` of a collated batch's ``meta`` (its ``center``, ``scale`` and
+    ``rotation`` per sample, as datasets here return them) for crops of ``output_size`` (H, W)."""
+    return np.stack(
+        [
+            get_affine_matrix(c, s, r, output_size, inverse=True)
+            for c, s, r in zip(meta["center"], meta["scale"], meta["rotation"], strict=True)
+        ]
+    )
+
+
 def mirror_matrix(matrix: np.ndarray, width: int) -> np.ndarray:
     """``matrix`` followed by a horizontal mirror of a ``width``-pixel output (x -> width - 1 - x)."""
     out = np.array(matrix, dtype=np.float64, copy=True)

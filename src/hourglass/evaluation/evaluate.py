@@ -30,8 +30,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from hourglass.checkpoint.io import load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
-from hourglass.data import HeatmapCodec, flip_test, get_affine_matrix, transform_points
+from hourglass.data import HeatmapCodec, flip_test
+from hourglass.data.coco import coco_result
 from hourglass.data.dataset import KeypointDataset, collate
+from hourglass.data.transforms import crop_to_image_matrices
 from hourglass.device import autocast_context, resolve_device
 from hourglass.files import atomic_write
 
@@ -99,17 +101,11 @@ def predict_keypoints(
                 return _last_stack(model(x)).float()
 
             heatmaps = flip_test(forward, images, flip_index) if flip else forward(images)
-        kp, sc = codec.decode(heatmaps)
         meta = batch["meta"]
-        matrices = np.stack(
-            [
-                get_affine_matrix(c, s, r, codec.input_size, inverse=True)
-                for c, s, r in zip(meta["center"], meta["scale"], meta["rotation"], strict=True)
-            ]
-        )
         rows = [position[int(i)] for i in meta["index"]]
-        keypoints[rows] = transform_points(kp.cpu().numpy(), matrices)
-        scores[rows] = sc.cpu().numpy()
+        keypoints[rows], scores[rows], _ = codec.decode_to_image(
+            heatmaps, crop_to_image_matrices(meta, codec.input_size)
+        )
     return keypoints, scores
 
 
@@ -186,20 +182,11 @@ def coco_results(
 
     Coordinates are written as the COCO loader reads them (as written in the file, no offset).
     """
-    out = []
-    for i, (kp, sc) in enumerate(zip(keypoints, scores, strict=True)):
-        if not np.isfinite(kp).all():
-            continue
-        flat = np.concatenate([kp, sc[:, None]], axis=1).reshape(-1)
-        out.append(
-            {
-                "image_id": gt["image_id"][i],
-                "category_id": category_id,
-                "keypoints": [float(v) for v in flat],
-                "score": float(gt["score"][i] * sc.mean()),
-            }
-        )
-    return out
+    return [
+        coco_result(gt["image_id"][i], category_id, kp, sc, box_score=gt["score"][i])
+        for i, (kp, sc) in enumerate(zip(keypoints, scores, strict=True))
+        if np.isfinite(kp).all()
+    ]
 
 
 def evaluate(

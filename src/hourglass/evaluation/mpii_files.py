@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hourglass.data import MPII_16
+from hourglass.data.skeletons import MPII_16, MPII_FILE_JOINTS
 from hourglass.errors import ConfigError, DataError
 from hourglass.metrics.mpii import (
     MPII_NUM_JOINTS,
@@ -32,10 +32,6 @@ from hourglass.metrics.mpii import (
 if TYPE_CHECKING:
     from rich.table import Table
 
-MPII_FILE_JOINTS = (
-    "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
-    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
-)  # fmt: skip
 _MAT73_MAGIC = b"MATLAB 7.3 MAT-file"
 
 

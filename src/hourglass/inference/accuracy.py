@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from hourglass.data import get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
+from hourglass.data.transforms import crop_to_image_matrices
 from hourglass.errors import DataError
 from hourglass.metrics import keypoint_pck_accuracy
 
@@ -41,20 +41,6 @@ class AccuracyCost:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def decode_to_image(
-    heatmaps: np.ndarray, dataset: KeypointDataset, meta: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(keypoints in crop pixels (B, K, 2), keypoints in image pixels (B, K, 2))`` of heatmaps ``(B, K, h, w)``."""
-    crop_kp, _ = dataset.codec.decode(heatmaps)
-    matrices = np.stack(
-        [
-            get_affine_matrix(c, s, r, dataset.codec.input_size, inverse=True)
-            for c, s, r in zip(meta["center"], meta["scale"], meta["rotation"], strict=True)
-        ]
-    )
-    return crop_kp, transform_points(crop_kp, matrices)
 
 
 def accuracy_cost(
@@ -81,7 +67,8 @@ def accuracy_cost(
         images = batch["image"].numpy()
         crops = {}
         for name, fn in (("candidate", candidate), ("reference", reference)):
-            crop_kp, image_kp = decode_to_image(np.asarray(fn(images), dtype=np.float32), dataset, batch["meta"])
+            matrices = crop_to_image_matrices(batch["meta"], dataset.codec.input_size)
+            image_kp, _, crop_kp = dataset.codec.decode_to_image(np.asarray(fn(images), dtype=np.float32), matrices)
             crops[name] = crop_kp
             preds[name].append(image_kp)
         moved.append(np.linalg.norm((crops["candidate"] - crops["reference"]) * stride, axis=-1))

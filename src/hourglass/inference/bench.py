@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.device import autocast_context
 from hourglass.errors import ConfigError
 from hourglass.models.summary import count_macs
 
@@ -122,7 +123,7 @@ def _torch_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[A
         x = x.contiguous(memory_format=torch.channels_last)
 
     def run(_: Any) -> None:
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+        with torch.inference_mode(), autocast_context(torch.device("cpu"), "bf16" if precision == "bf16" else "none"):
             conv(x)
 
     return run

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from hourglass.data import (
@@ -29,12 +28,12 @@ from hourglass.data import (
     box_to_center_scale,
     flip_test,
     get_affine_matrix,
-    transform_points,
     warp_image,
 )
+from hourglass.data.coco import coco_result, read_detections
+from hourglass.data.images import IMAGE_SUFFIXES, read_image, to_network_input
 from hourglass.errors import CheckpointError, ConfigError, DataError, InputError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BOX_PADDING = 1.25  # HRNet / mmpose top-down default
 Runtime = Callable[[np.ndarray], np.ndarray]
 
@@ -80,24 +79,6 @@ def box_problem(box: Sequence[float], width: int, height: int) -> str | None:
 def whole_image_box(width: int, height: int) -> np.ndarray:
     """The box ``(x, y, w, h)`` covering every pixel: ``(-0.5, -0.5, width, height)`` (pixel centres at integers)."""
     return np.array([-0.5, -0.5, float(width), float(height)])
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of a PNG or JPEG file, EXIF orientation applied (as photo viewers show it).
-
-    Raises:
-        DataError: naming the file when it is missing, not PNG/JPEG, or cannot be decoded.
-    """
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {path.suffix or '(none)'!r}; expected PNG or JPEG")
-    if not path.is_file():
-        raise DataError(f"{path}: no such image file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt or truncated {path.suffix.lstrip('.').upper()})")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class Predictor:
@@ -240,11 +221,10 @@ class Predictor:
             return np.zeros((0, k, 2)), np.zeros((0, k)), None
         heatmaps = []
         for start in range(0, len(crops), self.batch_size):
-            batch = crops[start : start + self.batch_size].astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-            heatmaps.append(self.heatmaps(np.ascontiguousarray(batch)))
+            heatmaps.append(self.heatmaps(to_network_input(crops[start : start + self.batch_size])))
         hm = np.concatenate(heatmaps)
-        kp, scores = self.codec.decode(hm)
-        return transform_points(kp.astype(np.float64), np.stack(matrices)), scores.astype(np.float64), hm
+        keypoints, scores, _ = self.codec.decode_to_image(hm, np.stack(matrices))
+        return keypoints, scores, hm
 
     def heatmaps(self, images: np.ndarray) -> np.ndarray:
         """Last-stack heatmaps ``(B, K, h, w)`` of network inputs ``(B, 3, H, W)``, flip-averaged if enabled."""
@@ -287,7 +267,7 @@ def calibration_images(
         except DataError:
             continue
         crop, _ = crop_person(rgb, whole_image_box(rgb.shape[1], rgb.shape[0]), input_size, 1.0)
-        out.append(crop.astype(np.float32).transpose(2, 0, 1) / 255.0)
+        out.append(to_network_input(crop))
         if len(out) >= limit:
             break
     if not out:
@@ -342,34 +322,16 @@ def collect_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[Path]
 
 
 def read_boxes(path: str | os.PathLike[str]) -> dict[str, list[tuple[list[float], float, Any, Any]]]:
-    """COCO detection results ``[{"image_id", "bbox": [x, y, w, h], "score", "category_id"}]`` grouped by image.
+    """COCO detection results (:func:`hourglass.data.coco.read_detections`) grouped by image.
 
-    Returns ``{str(image_id): [(bbox, score, category_id, image_id), ...]}``. An image file matches an
-    ``image_id`` equal to its file name, its stem, or its stem as a number (COCO: ``000000397133.jpg`` is 397133).
+    Returns ``{str(image_id): [(bbox, score, category_id, image_id), ...]}`` (category 1 when absent). An
+    image file matches an ``image_id`` equal to its file name, its stem, or its stem as a number (COCO:
+    ``000000397133.jpg`` is 397133).
     """
-    path = Path(path)
-    try:
-        entries = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such boxes file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not a JSON file of COCO detection results ({err})") from None
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: expected a JSON list of COCO detection results, got {type(entries).__name__}")
     grouped: dict[str, list[tuple[list[float], float, Any, Any]]] = {}
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "image_id" not in entry or "bbox" not in entry:
-            raise DataError(f"{path}: detection {i} needs 'image_id' and 'bbox' [x, y, w, h]")
-        bbox = entry["bbox"]
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise DataError(f"{path}: detection {i}: bbox {bbox!r} is not [x, y, w, h]")
-        record = (
-            [float(v) for v in bbox],
-            float(entry.get("score", 1.0)),
-            entry.get("category_id", 1),
-            entry["image_id"],
-        )
-        grouped.setdefault(str(entry["image_id"]), []).append(record)
+    for det in read_detections(path):
+        category = det["category_id"] if det["category_id"] is not None else 1
+        grouped.setdefault(str(det["image_id"]), []).append((det["bbox"], det["score"], category, det["image_id"]))
     return grouped
 
 
@@ -535,16 +497,17 @@ def _write_outputs(
     results = []
     for p, (bbox, box_score, category_id, image_id) in enumerate(item.detections):
         overlay = draw_skeleton(overlay, poses.keypoints[p], skeleton, scores=poses.scores[p])
-        kps = np.concatenate([poses.keypoints[p], poses.scores[p][:, None]], axis=1)
         results.append(
-            {
-                "image_id": image_id,
-                "category_id": category_id,
-                "keypoints": [round(float(v), 3) for v in kps.ravel()],
-                "score": round(box_score * float(poses.scores[p].mean()), 5),
-                "bbox": [round(float(v), 3) for v in bbox],
-                "file_name": str(item.path),
-            }
+            coco_result(
+                image_id,
+                category_id,
+                poses.keypoints[p],
+                poses.scores[p],
+                box_score,
+                decimals=3,
+                bbox=[round(float(v), 3) for v in bbox],
+                file_name=str(item.path),
+            )
         )
         if heatmaps and poses.heatmaps is not None and poses.crops is not None:
             montage = heatmap_montage(poses.heatmaps[p], poses.crops[p], skeleton.joint_names)

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.device import autocast_context, resolve_device
 from hourglass.errors import ConfigError, InputError
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
@@ -127,7 +128,7 @@ class TorchRuntime(Runtime):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         bf16 = self.precision == "bf16"
-        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
+        with torch.inference_mode(), autocast_context(self.device, "bf16" if bf16 else "none"):
             return self.net(x).float().cpu().contiguous().numpy()
 
 
@@ -309,7 +310,7 @@ def create_runtime(
         (1, 16, 64, 64)
     """
     _check_choice(backend, precision)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     if device.type != "cpu":
         if backend == "best":
             backend = "eager"
@@ -321,15 +322,6 @@ def create_runtime(
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)
     return _build(model, backend, precision, input_size, batches, fold=fold, device=device)
-
-
-def _resolve_device(device: torch.device | str) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r}: CUDA is not available here (torch.cuda.is_available() is False)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device {str(device)!r}: expected cpu, cuda or cuda:N")
-    return dev
 
 
 def _build(
