@@ -19,7 +19,7 @@ SRC = Path(hourglass.__file__).resolve().parent
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"models", "checkpoint", "inference"},
-    "cli": {"training", "evaluation", "inference", "checkpoint", "data", "models", "config", "errors"},
+    "cli": {"training", "evaluation", "inference", "checkpoint", "data", "models", "metrics", "config", "errors"},
     "training": {
         "evaluation",  # validation during training
         "inference",  # the demo's overlay pictures

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from hourglass.errors import HourglassError
+
+if TYPE_CHECKING:
+    from hourglass.evaluation.evaluate import EvalResult
+    from hourglass.inference.bench import BenchResult
 
 app = typer.Typer(
     name="hourglass",
@@ -45,6 +50,61 @@ def run_guarded(fn: Callable[[], T]) -> T:
     except (HourglassError, OSError) as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+# --- display: tables and result lines (the only display code of the package) ---------------------------
+
+
+def result_table(result: EvalResult) -> Table:
+    """A rich table: one row per score set (e.g. PCKh@0.5), one column per joint group."""
+    columns = list(dict.fromkeys(c for row in result.table.values() for c in row))
+    table = Table(title=f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind)
+    table.add_column("")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, row in result.table.items():
+        table.add_row(name, *(f"{row[c]:.2f}" if c in row else "" for c in columns))
+    return table
+
+
+def pckh_table(scores: dict[str, float], title: str) -> Table:
+    """A rich table of ``hourglass eval-mpii``'s scores, one column per body part."""
+    from hourglass.metrics.mpii import PCKH_COLUMNS
+
+    columns = [c for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores]
+    table = Table(title=title)
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{scores[c]:.2f}" for c in columns))
+    return table
+
+
+def format_result(r: BenchResult) -> str:
+    """Human-readable lines for one benchmark row."""
+    lines = [
+        f"{r.model}: {r.backend} {r.precision}"
+        + (f" (picked by --backend {r.requested_backend})" if r.requested_backend != r.backend else "")
+        + f", batch {r.batch}, {r.input_size[0]}x{r.input_size[1]}, BatchNorm {'folded' if r.fold else 'kept'}",
+        f"  latency   {r.latency_ms:.2f} ms median (min {r.latency_min_ms:.2f}, p10 {r.latency_p10_ms:.2f}, "
+        f"p90 {r.latency_p90_ms:.2f})",
+        f"  throughput {r.throughput:.2f} images/s",
+        f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
+    ]
+    if r.peak_gflops:
+        lines.append(
+            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {r.precision}, {r.peak_engine}); "
+            f"share {100 * r.peak_share:.1f}%"
+        )
+    lines.append(f"  memory    {r.peak_rss_mib:.0f} MiB peak RSS (process); build {r.build_s:.1f} s")
+    lines.append(f"  machine   {r.cpu}, {r.threads} threads")
+    if r.accuracy:
+        a = r.accuracy
+        lines.append(
+            f"  accuracy  PCKh@0.5 {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
+            f"({a['pckh_diff']:+.2f} points); {100 * a['within_1px']:.1f}% of keypoints within 1 heatmap px "
+            f"({a['instances']} validation figures)"
+        )
+    return "\n".join(lines)
 
 
 @app.command()
@@ -139,7 +199,7 @@ def eval_mpii(
     """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth."""
     import json
 
-    from hourglass.evaluation.mpii_files import evaluate_mpii_files, pckh_table
+    from hourglass.evaluation.mpii_files import evaluate_mpii_files
 
     def go() -> None:
         scores = evaluate_mpii_files(preds, gt, protocol, threshold)
@@ -200,7 +260,7 @@ def eval_cmd(
 ) -> None:
     """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, or PCK@0.2."""
     from hourglass.config import load_config
-    from hourglass.evaluation.evaluate import evaluate, result_table
+    from hourglass.evaluation.evaluate import evaluate
 
     def go() -> None:
         result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
@@ -281,7 +341,7 @@ def bench(
     """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory."""
     import json
 
-    from hourglass.inference.bench import benchmark, format_result
+    from hourglass.inference.bench import benchmark
 
     result = run_guarded(
         lambda: benchmark(model, backend, precision, batch, input_size, iters=iters, fold=fold, accuracy_num=accuracy)

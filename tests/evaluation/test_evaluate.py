@@ -12,10 +12,11 @@ from torch import nn
 
 from hourglass.checkpoint.io import build_model, save_checkpoint
 from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.cli import result_table
 from hourglass.data import flip_keypoints, get_affine_matrix, transform_points
 from hourglass.data.build import build_dataset
 from hourglass.errors import CheckpointError
-from hourglass.evaluation.evaluate import evaluate, evaluate_model, result_table
+from hourglass.evaluation.evaluate import evaluate, evaluate_model
 
 
 class Oracle(nn.Module):

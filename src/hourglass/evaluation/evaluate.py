@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -219,18 +218,6 @@ def evaluate(
     atomic_write(out_json, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     result.json_path = out_json
     return result
-
-
-def result_table(result: EvalResult) -> Table:
-    """A rich table: one row per score set (e.g. PCKh@0.5), one column per joint group."""
-    columns = list(dict.fromkeys(c for row in result.table.values() for c in row))
-    table = Table(title=f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind)
-    table.add_column("")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for name, row in result.table.items():
-        table.add_row(name, *(f"{row[c]:.2f}" if c in row else "" for c in columns))
-    return table
 
 
 def _last_stack(out: torch.Tensor) -> torch.Tensor:

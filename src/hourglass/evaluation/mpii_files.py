@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,15 +22,11 @@ from hourglass.data.skeletons import MPII_16, MPII_FILE_JOINTS
 from hourglass.errors import ConfigError, DataError
 from hourglass.metrics.mpii import (
     MPII_NUM_JOINTS,
-    PCKH_COLUMNS,
     Protocol,
     check_protocol,
     mpii_head_size,
     mpii_pckh_report,
 )
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 _MAT73_MAGIC = b"MATLAB 7.3 MAT-file"
 
@@ -112,18 +108,6 @@ def evaluate_mpii_files(
             f"{gt.keypoints.shape[0]}; predictions must follow the ground truth's order"
         )
     return mpii_pckh_report(preds, gt.keypoints, gt.visible, gt.head_size, threshold, protocol)
-
-
-def pckh_table(scores: dict[str, float], title: str) -> Table:
-    """A rich table of :func:`evaluate_mpii_files`'s scores, one column per body part."""
-    from rich.table import Table
-
-    columns = [c for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores]
-    table = Table(title=title)
-    for name in columns:
-        table.add_column(name, justify="right")
-    table.add_row(*(f"{scores[c]:.2f}" for c in columns))
-    return table
 
 
 def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:

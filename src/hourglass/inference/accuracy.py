@@ -13,7 +13,6 @@ mapped back to image pixels with the inverse crop transform, and scored:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,9 +22,8 @@ from torch.utils.data import DataLoader
 from hourglass.data.dataset import KeypointDataset, collate
 from hourglass.data.transforms import crop_to_image_matrices
 from hourglass.errors import DataError
+from hourglass.inference.runtimes import HeatmapFn
 from hourglass.metrics import keypoint_pck_accuracy
-
-HeatmapFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)

@@ -239,34 +239,6 @@ def benchmark(
     )
 
 
-def format_result(r: BenchResult) -> str:
-    """Human-readable lines for one benchmark row."""
-    lines = [
-        f"{r.model}: {r.backend} {r.precision}"
-        + (f" (picked by --backend {r.requested_backend})" if r.requested_backend != r.backend else "")
-        + f", batch {r.batch}, {r.input_size[0]}x{r.input_size[1]}, BatchNorm {'folded' if r.fold else 'kept'}",
-        f"  latency   {r.latency_ms:.2f} ms median (min {r.latency_min_ms:.2f}, p10 {r.latency_p10_ms:.2f}, "
-        f"p90 {r.latency_p90_ms:.2f})",
-        f"  throughput {r.throughput:.2f} images/s",
-        f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
-    ]
-    if r.peak_gflops:
-        lines.append(
-            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {r.precision}, {r.peak_engine}); "
-            f"share {100 * r.peak_share:.1f}%"
-        )
-    lines.append(f"  memory    {r.peak_rss_mib:.0f} MiB peak RSS (process); build {r.build_s:.1f} s")
-    lines.append(f"  machine   {r.cpu}, {r.threads} threads")
-    if r.accuracy:
-        a = r.accuracy
-        lines.append(
-            f"  accuracy  PCKh@0.5 {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
-            f"({a['pckh_diff']:+.2f} points); {100 * a['within_1px']:.1f}% of keypoints within 1 heatmap px "
-            f"({a['instances']} validation figures)"
-        )
-    return "\n".join(lines)
-
-
 def openvino_profile(
     model_spec: nn.Module | str | os.PathLike[str],
     precision: str = "bf16",

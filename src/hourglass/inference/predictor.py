@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,9 @@ from hourglass.data import (
 from hourglass.data.coco import coco_result, read_detections
 from hourglass.data.images import IMAGE_SUFFIXES, read_image, to_network_input
 from hourglass.errors import CheckpointError, ConfigError, DataError, InputError
+from hourglass.inference.runtimes import HeatmapFn
 
 BOX_PADDING = 1.25  # HRNet / mmpose top-down default
-Runtime = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Predictor:
     """
 
     def __init__(
-        self, runtime: Runtime, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
+        self, runtime: HeatmapFn, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")

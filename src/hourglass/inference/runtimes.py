@@ -44,6 +44,8 @@ from hourglass.errors import ConfigError, InputError
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
+HeatmapFn = Callable[[np.ndarray], np.ndarray]
+"""Any function ``images (B, 3, H, W) float32 -> heatmaps (B, K, h, w)``: a :class:`Runtime` or a stand-in."""
 Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best"]
 Precision = Literal["fp32", "bf16", "int8"]
 BACKENDS: tuple[str, ...] = ("eager", "compile", "onnxruntime", "openvino")
