@@ -142,7 +142,7 @@ def main() -> None:
     command = "python benchmarks/bench_runtimes.py " + " ".join(sys.argv[1:])
     text = markdown(rows, args, command.strip())
     if args.profile:
-        from hourglass.deploy.bench import openvino_profile
+        from hourglass.inference.bench import openvino_profile
 
         prof = openvino_profile(args.model, "bf16", tuple(args.input_size) if args.input_size else None)
         text += "\n\nOpenVINO bf16, where a batch-1 call spends its time (PERF_COUNT, top 8):\n\n"

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hourglass.checkpoint.io import load_model
+from hourglass.config import load_config
 from hourglass.data import HeatmapCodec
-from hourglass.engine.checkpoints import load_model
-from hourglass.engine.config import load_config
-from hourglass.engine.datasets import build_dataset
-from hourglass.engine.evaluate import evaluate_model, predict_keypoints
+from hourglass.data.build import build_dataset
+from hourglass.evaluation.evaluate import evaluate_model, predict_keypoints
 from hourglass.metrics import mpii_pckh_report
 
 

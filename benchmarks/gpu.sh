@@ -40,7 +40,7 @@ for amp in fp16 bf16; do
           --set data.val.annotations="$data/val/annotations.json" --set data.val.images="$data/val")
     [ $amp = fp16 ] && sets+=(--set train.sync_batchnorm=true)
     timeout "$(left 45)" "$py" -m torch.distributed.run --nproc_per_node=1 -m hourglass train \
-        --config configs/synthetic-hg1.yaml "${sets[@]}" 2>&1 | tail -n 4 | tee "$out/train-$amp.txt" || status=1
+        --config synthetic-hg1 "${sets[@]}" 2>&1 | tail -n 4 | tee "$out/train-$amp.txt" || status=1
     timeout "$(left 20)" "$py" -m hourglass eval --config "$data/run-$amp/config.yaml" \
         --checkpoint "$data/run-$amp/last.safetensors" 2>&1 | tail -n 12 | tee -a "$out/train-$amp.txt" || status=1
 done

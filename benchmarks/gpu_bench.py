@@ -21,7 +21,7 @@ takes the longest, and what the budget cuts should be those. cuDNN's autotuner i
 
 Times come from CUDA events around ``--iters`` calls after ``--warmup`` calls (median of the per-call times
 for latency; total time for throughput). GFLOP/s count 2 FLOPs per multiply-add of the convolutions
-(:func:`hourglass.engine.inspect.count_macs`); a training step counts 3x the forward pass.
+(:func:`hourglass.models.summary.count_macs`); a training step counts 3x the forward pass.
 
 A measurement that would start after ``--budget-s`` seconds is skipped and reported as such, so the
 script ends in time whatever the compile times are. ``--device cpu`` runs the same code on the CPU at a
@@ -42,9 +42,9 @@ from typing import Any
 import torch
 
 from hourglass import create_model
-from hourglass.deploy.export import prepare_for_inference
-from hourglass.engine.inspect import count_macs
+from hourglass.inference.export import prepare_for_inference
 from hourglass.losses import heatmap_loss
+from hourglass.models.summary import count_macs
 
 
 class Clock:

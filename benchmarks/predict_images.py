@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from hourglass.checkpoint.io import save_checkpoint
 from hourglass.data.synthetic import write_synthetic
-from hourglass.engine.checkpoints import save_checkpoint
-from hourglass.engine.predict import Predictor
+from hourglass.inference.predictor import Predictor
 from hourglass.models import create_model
 
 

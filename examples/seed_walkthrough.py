@@ -10,7 +10,7 @@ import torch
 import torchinfo
 
 from hourglass import Hourglass, ResidualBlock
-from hourglass.engine.walkthrough import quiz_answer
+from hourglass.models.summary import quiz_answer
 
 # Step 1: seed everything, as the tutorial does.
 torch.manual_seed(0)

@@ -1,4 +1,8 @@
-"""Fixtures shared by every test folder (pytest finds them; nothing imports this module by name)."""
+"""Fixtures shared by every test folder (pytest finds them; nothing imports this module by name).
+
+Shared data beside the repository, and for training, evaluation and CLI tests: a tiny synthetic dataset
+written by the real writer, and tiny configs.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 # ``shared/data`` beside the repository (``/work/main`` -> ``/work/shared/data``); HOURGLASS_SHARED_DATA
 # names it where the checkout sits elsewhere (a git worktree, another machine).
+from hourglass.data import write_synthetic
+
 SHARED_DATA = Path(
     os.environ.get("HOURGLASS_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
 )
@@ -38,3 +45,64 @@ def real_samples_dir() -> Path:
     """``shared/data/real-samples``: real photos with COCO and MPII annotations (its README gives provenance)."""
     required = ("coco/test_coco.json", "coco/test_coco_det_AP_H_56.json", "mpii/test_mpii.json")
     return _shared(SHARED_DATA / "real-samples", required, "real sample photos")
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``train/`` (32 figures, seed 1) and ``val/`` (8 figures, seed 2) in MPII format, 64x64 images."""
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic(root / "train", 32, format="mpii", seed=1, image_size=(64, 64))
+    write_synthetic(root / "val", 8, format="mpii", seed=2, image_size=(64, 64))
+    return root
+
+
+def tiny_config(data: Path, out: Path, **sections: dict) -> dict:
+    """A config dict for a 1-stack, 16-channel, depth-2 hourglass at 64x64 on ``data``; ``sections`` override."""
+    cfg = {
+        "model": {"name": "hg1", "kwargs": {"num_channels": 16, "depth": 2}},
+        "data": {
+            "format": "mpii",
+            "train": {"annotations": str(data / "train" / "annotations.json"), "images": str(data / "train")},
+            "val": {"annotations": str(data / "val" / "annotations.json"), "images": str(data / "val")},
+            "input_size": [64, 64],
+            "heatmap_size": [16, 16],
+            "sigma": 1.0,
+            "num_workers": 0,
+        },
+        "optim": {"name": "adam", "lr": 1e-3, "schedule": "constant"},
+        "train": {
+            "epochs": 2,
+            "batch_size": 8,
+            "amp": "none",
+            "channels_last": False,
+            "out_dir": str(out),
+            "log_every": 1,
+            "val_every": 0,
+            "progress": False,
+            "tensorboard": False,
+        },
+        "eval": {"batch_size": 8},
+    }
+    for name, values in sections.items():
+        cfg[name].update(values)
+    return cfg
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, synth_data: Path):
+    """``make_config(overrides, data=None, **sections)`` -> (Config, YAML path) of a tiny run in ``tmp_path/run``."""
+    from hourglass.config import load_config
+
+    counter = iter(range(1000))
+
+    def make(overrides: list[str] | None = None, data: Path | None = None, **sections: dict):
+        cfg = tiny_config(data or synth_data, tmp_path / "run", **sections)
+        path = write_config(tmp_path / f"cfg{next(counter)}.yaml", cfg)
+        return load_config(path, overrides), path
+
+    return make

@@ -1,17 +1,29 @@
-"""Command-line interface: parses arguments and calls engine/deploy; no logic of its own.
+"""Command-line interface: parses arguments, calls training, evaluation and inference, prints; no logic of its own.
 
-Expected errors (bad files, bad settings) print one line to stderr and exit with status 1 or 2, without
-a traceback.
+Expected errors (:class:`~hourglass.errors.HourglassError`: bad files, bad settings; and ``OSError``) print
+one line to stderr and exit with status 1 or 2, without a traceback; any other exception is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
+import io
+import shutil
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from hourglass.errors import HourglassError
+from hourglass.metrics.mpii import PCKH_COLUMNS
+
+if TYPE_CHECKING:
+    from hourglass.evaluation.evaluate import EvalResult
+    from hourglass.inference.bench import BenchResult
 
 app = typer.Typer(
     name="hourglass",
@@ -32,12 +44,109 @@ InputSize = Annotated[
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; expected errors (ValueError, OSError, KeyError) become one message and exit status 1."""
+    """Run ``fn``; expected errors become one message and exit status 1.
+
+    Expected means :class:`~hourglass.errors.HourglassError` (bad data, settings, checkpoints, inputs) and
+    ``OSError`` (a file that cannot be read or written). Any other exception is a bug: it keeps its traceback.
+    """
     try:
         return fn()
-    except (ValueError, OSError, KeyError) as err:
+    except (HourglassError, OSError) as err:
         err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+# --- display: tables and result lines (the only display code of the package) ---------------------------
+
+
+def result_table(result: EvalResult, width: int | None = None) -> Table:
+    """A rich table of :func:`evaluate`'s scores: a row per score set (e.g. PCKh@0.5) and a column per joint
+    group, or a row per joint when that would not fit ``width`` (:func:`score_table`)."""
+    title = f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind
+    return score_table(result.table, title, width)
+
+
+def pckh_table(scores: dict[str, float], title: str, width: int | None = None) -> Table:
+    """A rich table of ``hourglass eval-mpii``'s scores, one column per body part (or one row each)."""
+    return score_table({"": {c: scores[c] for c in (*PCKH_COLUMNS, "Mean@0.1") if c in scores}}, title, width)
+
+
+def score_table(
+    rows: Mapping[str, Mapping[str, float]],
+    title: str | None = None,
+    width: int | None = None,
+    digits: int = 2,
+) -> Table:
+    """A rich table of ``rows`` (score set -> column -> value), as wide as fits ``width``, else transposed.
+
+    Args:
+        rows: e.g. ``{"PCKh@0.5": {"Head": 97.1, ..., "Total": 90.2}, "PCKh@0.1": {"Total": 40.3}}``;
+            a column missing from a row is left blank. A single set named ``""`` gets no name column.
+        title: the table's title.
+        width: the terminal's width in characters (default: that of the terminal, else 80).
+        digits: decimals shown.
+
+    Returns:
+        One row per score set and one column per joint when that table fits ``width`` without wrapping
+        or truncating a cell; otherwise one row per joint and one column per score set.
+    """
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+    width = width or shutil.get_terminal_size((80, 24)).columns
+
+    def cell(row: Mapping[str, float], column: str) -> str:
+        return f"{row[column]:.{digits}f}" if column in row else ""
+
+    named = list(rows) != [""]
+    wide = _table(title, columns, [(name, [cell(row, c) for c in columns]) for name, row in rows.items()], named)
+    if natural_width(wide) <= width:
+        return wide
+    return _table(title, list(rows), [(c, [cell(row, c) for row in rows.values()]) for c in columns])
+
+
+def natural_width(table: Table) -> int:
+    """Characters ``table`` takes when no cell is wrapped or cut."""
+    console = Console(file=io.StringIO(), width=1_000_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def _table(title: str | None, columns: list[str], rows: list[tuple[str, list[str]]], named: bool = True) -> Table:
+    """A table with ``columns`` (right-aligned numbers), after a first column of row names when ``named``."""
+    table = Table(title=title)
+    if named:
+        table.add_column("")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, cells in rows:
+        table.add_row(*([name] if named else []), *cells)
+    return table
+
+
+def format_result(r: BenchResult) -> str:
+    """Human-readable lines for one benchmark row."""
+    lines = [
+        f"{r.model}: {r.backend} {r.precision}"
+        + (f" (picked by --backend {r.requested_backend})" if r.requested_backend != r.backend else "")
+        + f", batch {r.batch}, {r.input_size[0]}x{r.input_size[1]}, BatchNorm {'folded' if r.fold else 'kept'}",
+        f"  latency   {r.latency_ms:.2f} ms median (min {r.latency_min_ms:.2f}, p10 {r.latency_p10_ms:.2f}, "
+        f"p90 {r.latency_p90_ms:.2f})",
+        f"  throughput {r.throughput:.2f} images/s",
+        f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
+    ]
+    if r.peak_gflops:
+        lines.append(
+            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {r.precision}, {r.peak_engine}); "
+            f"share {100 * r.peak_share:.1f}%"
+        )
+    lines.append(f"  memory    {r.peak_rss_mib:.0f} MiB peak RSS (process); build {r.build_s:.1f} s")
+    lines.append(f"  machine   {r.cpu}, {r.threads} threads")
+    if r.accuracy:
+        a = r.accuracy
+        lines.append(
+            f"  accuracy  PCKh@0.5 {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
+            f"({a['pckh_diff']:+.2f} points); {100 * a['within_1px']:.1f}% of keypoints within 1 heatmap px "
+            f"({a['instances']} validation figures)"
+        )
+    return "\n".join(lines)
 
 
 @app.command()
@@ -47,8 +156,8 @@ def summary(
     depth: Annotated[int, typer.Option(help="nesting depth of the layer table")] = 3,
 ) -> None:
     """Layer table with output shapes and parameters (torchinfo), total parameters and multiply-adds."""
-    from hourglass.engine.inspect import default_input_size, summarize
     from hourglass.models import create_model
+    from hourglass.models.summary import default_input_size, summarize
 
     def go() -> None:
         net = create_model(model)
@@ -68,9 +177,9 @@ def probe(
     input_size: InputSize = None,
 ) -> None:
     """Run one forward pass with hooks and print each named layer's output shape."""
-    from hourglass.engine.inspect import default_input_size
-    from hourglass.engine.inspect import probe as probe_layers
     from hourglass.models import create_model
+    from hourglass.models.summary import default_input_size
+    from hourglass.models.summary import probe as probe_layers
 
     def go() -> None:
         net = create_model(model)
@@ -92,14 +201,16 @@ def list_models_cmd() -> None:
 
 @app.command()
 def demo(
-    config: Annotated[str, typer.Option(help="the demo recipe")] = "configs/synthetic-hg1.yaml",
+    config: Annotated[
+        str, typer.Option(help="the demo recipe (a shipped recipe name or a YAML file)")
+    ] = "synthetic-hg1",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     num_train: Annotated[int, typer.Option(help="synthetic training images")] = 4000,
     num_val: Annotated[int, typer.Option(help="synthetic held-out images")] = 500,
 ) -> None:
     """The main job: synthesise figures, train a small hourglass on the CPU (time-capped), show it learnt."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.demo import run_demo
+    from hourglass.config import load_config
+    from hourglass.training.demo import run_demo
 
     def go() -> None:
         cfg = load_config(config, overrides)
@@ -132,7 +243,7 @@ def eval_mpii(
     """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth (or valid.h5)."""
     import json
 
-    from hourglass.engine.mpii_eval import evaluate_mpii_files, pckh_table
+    from hourglass.evaluation.evaluate import evaluate_mpii_files
 
     def go() -> None:
         scores = evaluate_mpii_files(preds, gt, protocol, threshold)
@@ -163,15 +274,17 @@ def synth(
 
 @app.command()
 def train(
-    config: Annotated[str, typer.Option(help="YAML recipe, e.g. configs/mpii-hg2.yaml")],
+    config: Annotated[
+        str, typer.Option(help="a shipped recipe (mpii-hg2, mpii-hg8, coco-hg2, synthetic-hg1) or a YAML file")
+    ],
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="dotted key=value override, e.g. optim.lr=1e-3; repeatable")
     ] = None,
     resume: Annotated[str | None, typer.Option(help="last.safetensors of a run to continue")] = None,
 ) -> None:
     """Train a model (one process, or one per GPU/CPU group under torchrun)."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.train import train as train_run
+    from hourglass.config import load_config
+    from hourglass.training.loop import train as train_run
 
     def go() -> None:
         result = train_run(load_config(config, overrides), resume=resume)
@@ -183,15 +296,15 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    config: Annotated[str, typer.Option(help="YAML recipe whose data.val split is scored")],
+    config: Annotated[str, typer.Option(help="recipe (shipped name or YAML file) whose data.val split is scored")],
     checkpoint: Annotated[str, typer.Option(help="a .safetensors checkpoint")],
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test (average with the mirrored crop)")] = True,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="where to write the scores")] = None,
 ) -> None:
     """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, or PCK@0.2."""
-    from hourglass.engine.config import load_config
-    from hourglass.engine.evaluate import evaluate, result_table
+    from hourglass.config import load_config
+    from hourglass.evaluation.evaluate import evaluate
 
     def go() -> None:
         result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
@@ -227,7 +340,7 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
     """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
-    from hourglass.engine.predict import predict_files
+    from hourglass.inference.predictor import predict_files
 
     report = run_guarded(
         lambda: predict_files(
@@ -285,7 +398,7 @@ def export(
     fold: Annotated[bool, typer.Option("--fold/--no-fold", help="fold BatchNorm into convolutions")] = True,
 ) -> None:
     """Export a checkpoint (dynamic batch), check it against eager PyTorch and print the max difference."""
-    from hourglass.deploy.export import export_checkpoint
+    from hourglass.inference.export import export_checkpoint
 
     result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
     console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False, soft_wrap=True)
@@ -314,7 +427,7 @@ def bench(
     """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory."""
     import json
 
-    from hourglass.deploy.bench import benchmark, format_result
+    from hourglass.inference.bench import benchmark
 
     result = run_guarded(
         lambda: benchmark(model, backend, precision, batch, input_size, iters=iters, fold=fold, accuracy_num=accuracy)
@@ -332,11 +445,10 @@ def convert(
     source: Annotated[str, typer.Option("--from", help="where the weights come from: princeton-vl")] = "princeton-vl",
 ) -> None:
     """Import pretrained weights of princeton-vl/pytorch_stacked_hourglass as our checkpoint."""
-    from hourglass.deploy.convert import convert_checkpoint
+    from hourglass.checkpoint.convert import convert_checkpoint
 
     path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
-    spec = meta["model"]
-    console.print(f"wrote {path}: {spec['name']} {spec['kwargs']}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}: {meta.model} {meta.model_kwargs}", highlight=False, soft_wrap=True)
     console.print("feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops (see docs/DEPLOY.md)", highlight=False)
 
 

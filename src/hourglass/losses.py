@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from hourglass.errors import InputError
+
 
 def heatmap_loss(outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Masked mean squared error on heatmaps, summed over stacks (intermediate supervision).
@@ -32,15 +34,15 @@ def heatmap_loss(outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Te
     if outputs.dim() == 4:
         outputs = outputs.unsqueeze(1)
     if outputs.dim() != 5:
-        raise ValueError(f"heatmap_loss: outputs must be (B, S, K, h, w), got shape {tuple(outputs.shape)}")
+        raise InputError(f"heatmap_loss: outputs must be (B, S, K, h, w), got shape {tuple(outputs.shape)}")
     b, _, k, h, w = outputs.shape
     if targets.shape != (b, k, h, w):
-        raise ValueError(
+        raise InputError(
             f"heatmap_loss: targets must be (B, K, h, w) = {(b, k, h, w)} to match outputs "
             f"{tuple(outputs.shape)}, got {tuple(targets.shape)}"
         )
     if weights.shape != (b, k):
-        raise ValueError(f"heatmap_loss: weights must be (B, K) = {(b, k)}, got {tuple(weights.shape)}")
+        raise InputError(f"heatmap_loss: weights must be (B, K) = {(b, k)}, got {tuple(weights.shape)}")
     diff = outputs.float() - targets.float().unsqueeze(1)
     per_joint = diff.pow(2).mean(dim=(-2, -1))
     return (per_joint * weights.float().unsqueeze(1)).mean(dim=(0, 2)).sum()

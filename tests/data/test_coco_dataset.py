@@ -61,7 +61,7 @@ def test_detections_replace_ground_truth_boxes(synth_coco: Path, tmp_path: Path)
     assert len(ds) == 1 and ds.records[0].score == 0.9 and ds.records[0].visible.sum() == 0
     assert ds[0]["weights"].sum() == 0
     path.write_text(json.dumps([{"image_id": 99, "bbox": [0, 0, 5, 5], "score": 1.0}]))
-    with pytest.raises(DataError, match=r"dets\.json: record 0: image_id 99 is not in the annotation file"):
+    with pytest.raises(DataError, match=r"dets\.json: detection 0: image_id 99 is not in the annotation file"):
         COCOKeypoints(synth_coco / "annotations.json", synth_coco, codec=CODEC, detections=path)
 
 
@@ -118,7 +118,7 @@ def test_mpii_only_use_runs_without_pycocotools(tmp_path: Path) -> None:
     d = tmp_path / "d"
     code = (
         "import sys; sys.modules['pycocotools'] = sys.modules['pycocotools.coco'] = None\n"
-        "import hourglass.cli, hourglass.engine.train, hourglass.engine.evaluate\n"
+        "import hourglass.cli, hourglass.training.loop, hourglass.evaluation.evaluate\n"
         "from hourglass.data import HeatmapCodec, MPIIDataset, write_synthetic\n"
         f"write_synthetic({str(d)!r}, 2, format='mpii')\n"
         f"ds = MPIIDataset({str(d / 'annotations.json')!r}, {str(d)!r}, HeatmapCodec((64, 64)))\n"

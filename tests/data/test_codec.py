@@ -152,3 +152,13 @@ def test_docstring_example_runs() -> None:
     from hourglass.data import codec
 
     assert doctest.testmod(codec, extraglobs={"np": np}).failed == 0
+
+
+def test_codec_dict_round_trip_and_errors() -> None:
+    back = HeatmapCodec.from_dict(DARK.to_dict())
+    assert (back.input_size, back.heatmap_size, back.sigma, back.dark) == ((256, 256), (64, 64), 2.0, True)
+    assert HeatmapCodec.from_dict({"input_size": [128, 96]}).heatmap_size == (32, 24)
+    with pytest.raises(DataError, match="meta: no input_size"):
+        HeatmapCodec.from_dict({"sigma": 2.0}, "meta")
+    with pytest.raises(DataError, match="meta: not a heatmap codec"):
+        HeatmapCodec.from_dict({"input_size": "big"}, "meta")

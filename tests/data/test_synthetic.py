@@ -107,7 +107,7 @@ def test_in_memory_figures_match_the_mpii_files(synth_mpii: Path) -> None:
 
 
 def test_gt_valid_mat_is_readable_by_the_mpii_evaluation(synth_mpii: Path) -> None:
-    from hourglass.engine.mpii_eval import read_mpii_ground_truth
+    from hourglass.data.mpii_files import read_mpii_ground_truth
 
     gt = read_mpii_ground_truth(synth_mpii / "gt_valid.mat")
     ann = MPIIDataset(synth_mpii / "annotations.json").annotations()

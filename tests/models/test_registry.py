@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import hourglass
-from hourglass.engine.inspect import count_macs, count_parameters
+from hourglass.models.summary import count_macs, count_parameters
 
 SMALL_INPUT = {"hourglass-module": (256, 16, 16)}
 

@@ -1,9 +1,10 @@
 """Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
 
+from hourglass.errors import DataError
+
 from .coco import COCOKeypoints
 from .codec import HeatmapCodec, flip_back, flip_keypoints, flip_test
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
-from .errors import DataError
 from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
 from .skeletons import (
     AIC_14,

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hourglass.errors import DataError
+from hourglass.metrics.mpii import mpii_head_size
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
 from .skeletons import Skeleton, recognise_skeleton
 from .transforms import Augmentation, box_to_center_scale
 
@@ -163,8 +165,7 @@ def _record(ann: dict[str, Any], img: dict[str, Any], kps: np.ndarray, aspect: f
     center, scale = box_to_center_scale((x, y, w, h), aspect)
     head_size = 0.0
     if "head_box" in ann:
-        hb = np.asarray(ann["head_box"], dtype=np.float64).reshape(4)
-        head_size = float(0.6 * np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
+        head_size = mpii_head_size(np.asarray(ann["head_box"], dtype=np.float64).reshape(4))
     return Record(
         image_file=str(img["file_name"]),
         center=center,
@@ -180,29 +181,100 @@ def _record(ann: dict[str, Any], img: dict[str, Any], kps: np.ndarray, aspect: f
     )
 
 
+def read_detections(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of a COCO detection-results JSON, checked: the one reader of person boxes.
+
+    Each entry has ``image_id``, ``bbox`` ``[x, y, w, h]`` (floats), ``score`` (default 1.0) and
+    ``category_id`` (None when absent). Used for evaluation on detected boxes (:func:`load_detections`)
+    and by ``hourglass predict --boxes``.
+
+    Raises:
+        DataError: a missing or unreadable file, not a list, or an entry without ``image_id`` and a
+            four-number ``bbox``, naming the file and the entry.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such detections file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not a JSON file of COCO detection results ({err})") from None
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a JSON list of COCO detection results, got {type(doc).__name__}")
+    out = []
+    for i, det in enumerate(doc):
+        if not isinstance(det, dict) or "image_id" not in det or "bbox" not in det:
+            raise DataError(f"{path}: detection {i} needs 'image_id' and 'bbox' [x, y, w, h]")
+        bbox = det["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise DataError(f"{path}: detection {i}: bbox {bbox!r} is not [x, y, w, h]")
+        try:
+            entry = {
+                "image_id": det["image_id"],
+                "bbox": [float(v) for v in bbox],
+                "score": float(det.get("score", 1.0)),
+                "category_id": det.get("category_id"),
+            }
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: detection {i}: bbox and score must be numbers, got {det!r}") from None
+        out.append(entry)
+    return out
+
+
 def load_detections(
     path: str | os.PathLike[str], coco: COCO, category: dict[str, Any], aspect_ratio: float, min_score: float = 0.0
 ) -> list[Record]:
     """Records from a COCO detection-results JSON (boxes to evaluate on; keypoints unlabelled)."""
-    doc = json.loads(Path(path).read_text()) if Path(path).is_file() else None
-    if doc is None:
-        raise DataError(f"{path}: no such detections file")
-    if not isinstance(doc, list):
-        raise DataError(f"{path}: expected a JSON list of detections (image_id, category_id, bbox, score)")
     k = len(category["keypoints"])
     records = []
-    for i, det in enumerate(doc):
-        where = f"{path}: record {i}"
-        missing = [f for f in ("image_id", "bbox", "score") if f not in det]
-        if missing:
-            raise DataError(f"{where}: missing field {', '.join(map(repr, missing))}")
-        if det.get("category_id", category["id"]) != category["id"] or float(det["score"]) < min_score:
+    for i, det in enumerate(read_detections(path)):
+        where = f"{path}: detection {i}"
+        if det["category_id"] not in (None, category["id"]) or det["score"] < min_score:
             continue
         if det["image_id"] not in coco.imgs:
             raise DataError(f"{where}: image_id {det['image_id']!r} is not in the annotation file")
         kps = np.zeros((k, 3))
         records.append(_record(det, coco.imgs[det["image_id"]], kps, aspect_ratio, where))
     return records
+
+
+def image_keys(path: Path) -> list[str]:
+    """The detection ``image_id`` values (as strings) that name image file ``path``."""
+    keys = [path.name, path.stem]
+    if path.stem.isdigit():
+        keys.append(str(int(path.stem)))
+    return keys
+
+
+def coco_result(
+    image_id: Any,
+    category_id: Any,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    box_score: float = 1.0,
+    decimals: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One COCO keypoint result: the one writer of evaluation's and ``hourglass predict``'s results.
+
+    Args:
+        keypoints: ``(K, 2)`` ``(x, y)`` in image pixels, written as given (no offset).
+        scores: ``(K,)`` joint scores (heatmap maxima).
+        box_score: the person box's score; the instance ``score`` is ``box_score`` x the mean joint score.
+        decimals: round coordinates and joint scores to this many decimals (the instance score to two
+            more), for files meant to be read; None keeps full precision.
+        extra: further entries (``bbox``, ``file_name``).
+
+    Returns:
+        ``{"image_id", "category_id", "keypoints": [x, y, s] * K, "score", **extra}``.
+    """
+    flat = np.concatenate([np.asarray(keypoints, np.float64), np.asarray(scores, np.float64)[:, None]], axis=1)
+    values = [float(v) for v in flat.reshape(-1)]
+    score = float(box_score) * float(np.mean(scores))
+    if decimals is not None:
+        values = [round(v, decimals) for v in values]
+        score = round(score, decimals + 2)
+    return {"image_id": image_id, "category_id": category_id, "keypoints": values, "score": score, **extra}
 
 
 class COCOKeypoints(KeypointDataset):

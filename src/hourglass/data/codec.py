@@ -9,14 +9,16 @@ quarter-pixel shift decodes a noiseless target within 0.25 heatmap px.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError
+from hourglass.errors import DataError
+
+from .transforms import transform_points
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
@@ -75,6 +77,47 @@ class HeatmapCodec:
             f"HeatmapCodec(input_size={self.input_size}, heatmap_size={self.heatmap_size}, sigma={self.sigma}, "
             f"dark={self.dark})"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in checkpoint metadata: ``input_size``, ``heatmap_size`` (lists), ``sigma``,
+        ``dark``, ``blur_kernel``. :meth:`from_dict` reads it back.
+
+        Example:
+            >>> HeatmapCodec.from_dict(HeatmapCodec((128, 96), sigma=1.5).to_dict())
+            HeatmapCodec(input_size=(128, 96), heatmap_size=(32, 24), sigma=1.5, dark=False)
+        """
+        return {
+            "input_size": list(self.input_size),
+            "heatmap_size": list(self.heatmap_size),
+            "sigma": self.sigma,
+            "dark": self.dark,
+            "blur_kernel": self.blur_kernel,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], where: str = "codec") -> HeatmapCodec:
+        """The codec of :meth:`to_dict`'s form; ``input_size`` is required, the rest default as in the constructor.
+
+        Keys other than the constructor's are ignored (checkpoint metadata keeps the codec beside the
+        skeleton and the dataset format). ``where`` names the source in errors.
+
+        Raises:
+            DataError: ``input_size`` missing, or a value that is not a size or a number, naming ``where``.
+        """
+        if "input_size" not in spec:
+            raise DataError(f"{where}: no input_size; cannot rebuild the heatmap codec")
+        try:
+            return cls(
+                [int(v) for v in spec["input_size"]],
+                [int(v) for v in spec["heatmap_size"]] if spec.get("heatmap_size") is not None else None,
+                sigma=float(spec.get("sigma", 2.0)),
+                dark=bool(spec.get("dark", False)),
+                blur_kernel=int(spec.get("blur_kernel", 11)),
+            )
+        except (TypeError, ValueError, IndexError) as err:
+            if isinstance(err, DataError):
+                raise DataError(f"{where}: {err}") from None
+            raise DataError(f"{where}: not a heatmap codec ({err}): {dict(spec)!r}") from None
 
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Target heatmaps and per-joint weights.
@@ -138,6 +181,28 @@ class HeatmapCodec:
         if is_numpy:
             return keypoints.numpy(), scores.numpy()
         return keypoints, scores
+
+    def decode_to_image(
+        self, heatmaps: np.ndarray | torch.Tensor, crop_to_image: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keypoints in image pixels: :meth:`decode`, then each crop's crop -> image matrix.
+
+        The one path from heatmaps to image coordinates (evaluation, inference, runtime accuracy checks).
+
+        Args:
+            heatmaps: ``(N, K, h, w)`` of crops of this codec's input size.
+            crop_to_image: ``(N, 2, 3)`` affine matrices from crop pixels to image pixels
+                (``get_affine_matrix(..., inverse=True)``).
+
+        Returns:
+            image keypoints ``(N, K, 2)`` float64, scores ``(N, K)`` float64 (heatmap maxima) and the crop
+            keypoints ``(N, K, 2)`` they came from.
+        """
+        crop_kp, scores = self.decode(heatmaps)
+        if isinstance(crop_kp, torch.Tensor):
+            crop_kp, scores = crop_kp.detach().cpu().numpy(), scores.detach().cpu().numpy()
+        image_kp = transform_points(crop_kp, np.asarray(crop_to_image, dtype=np.float64))
+        return image_kp, np.asarray(scores, dtype=np.float64), crop_kp
 
     def _dark_sigma(self) -> float:
         return 0.3 * ((self.blur_kernel - 1) * 0.5 - 1) + 0.8

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hourglass.errors import DataError
+
 from .codec import HeatmapCodec
-from .errors import DataError
-from .images import read_image
+from .images import read_image, to_network_input
 from .skeletons import Skeleton
 from .transforms import (
     Augmentation,
@@ -221,8 +221,7 @@ class KeypointDataset(Dataset):
         crop = warp_image(image, matrix, (H, W))
         if p != _NO_AUGMENT:
             crop = colour_jitter(crop, p)
-        chw = np.stack(cv2.split(crop)).astype(np.float32)
-        chw *= np.float32(1.0 / 255.0)
+        chw = to_network_input(crop)
         heatmaps, weights = self.codec.encode(keypoints, visible)
         return {
             "image": torch.from_numpy(chw),

@@ -28,9 +28,11 @@ from typing import Any
 import h5py
 import numpy as np
 
+from hourglass.errors import DataError
+from hourglass.metrics.mpii import mpii_head_size
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
 from .skeletons import MPII_16
 from .transforms import Augmentation
 
@@ -78,8 +80,7 @@ def load_mpii_json(path: str | os.PathLike[str]) -> list[Record]:
             scale *= 1.25
         head_size = 0.0
         if "headbox" in entry:
-            hb = np.asarray(entry["headbox"], dtype=np.float64).reshape(4)
-            head_size = float(0.6 * np.hypot(hb[2] - hb[0], hb[3] - hb[1]))
+            head_size = mpii_head_size(np.asarray(entry["headbox"], dtype=np.float64).reshape(4))
         occluded = np.asarray(entry.get("joints_occluded", []), dtype=np.float64).reshape(-1)
         records.append(
             Record(

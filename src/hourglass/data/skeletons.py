@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from .errors import DataError
+from hourglass.errors import DataError
 
 RGB = tuple[int, int, int]
 
@@ -226,6 +226,10 @@ def _make(
         flip = tuple(flip_list)
     return Skeleton(name, names, flip, pairs, _edge_colours(names, pairs), None if sigmas is None else tuple(sigmas))
 
+
+MPII_FILE_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
+                    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri")  # fmt: skip
+"""``dataset_joints`` of the official ``gt_valid.mat``: MPII_16's order under MPII's short names."""
 
 MPII_16 = _make(
     "mpii_16",

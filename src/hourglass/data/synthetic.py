@@ -28,20 +28,18 @@ import cv2
 import numpy as np
 import scipy.io
 
+from hourglass.errors import DataError
+from hourglass.metrics.mpii import mpii_head_size
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
-from .errors import DataError
-from .skeletons import MPII_16
+from .skeletons import MPII_16, MPII_FILE_JOINTS
 from .transforms import Augmentation, box_to_center_scale
 
 # MPII_16 indices
 R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = range(
     16
 )
-
-MPII_FILE_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
-                    "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri")  # fmt: skip
-"""``dataset_joints`` of the official ``gt_valid.mat``: MPII_16's order under MPII's short names."""
 
 _SKIN = np.array([[255, 224, 196], [234, 192, 160], [198, 144, 110], [160, 110, 80], [110, 72, 50], [80, 52, 38]])
 _HAIR = np.array([[30, 24, 20], [70, 45, 30], [140, 100, 60], [200, 170, 110], [120, 120, 120], [160, 60, 30]])
@@ -82,7 +80,7 @@ class Figure:
 
     @property
     def head_size(self) -> float:
-        return float(0.6 * np.hypot(*(self.head_box[2:] - self.head_box[:2])))
+        return mpii_head_size(self.head_box)
 
 
 def _unit(angle: float) -> np.ndarray:

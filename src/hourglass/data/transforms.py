@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import DataError
+from hourglass.errors import DataError
 
 
 def get_affine_matrix(
@@ -53,6 +53,17 @@ def get_affine_matrix(
         return np.hstack([a, (c - a @ dc)[:, None]])
     a = np.array([[cos, sin], [-sin, cos]]) * k  # dst = dc + k R(-t) (src - c)
     return np.hstack([a, (dc - a @ c)[:, None]])
+
+
+def crop_to_image_matrices(meta: dict, output_size: Sequence[int]) -> np.ndarray:
+    """Crop -> image matrices ``(B, 2, 3)`` of a collated batch's ``meta`` (its ``center``, ``scale`` and
+    ``rotation`` per sample, as datasets here return them) for crops of ``output_size`` (H, W)."""
+    return np.stack(
+        [
+            get_affine_matrix(c, s, r, output_size, inverse=True)
+            for c, s, r in zip(meta["center"], meta["scale"], meta["rotation"], strict=True)
+        ]
+    )
 
 
 def mirror_matrix(matrix: np.ndarray, width: int) -> np.ndarray:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from hourglass.errors import DataError, InputError
+
 COCO_STATS: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
@@ -40,7 +42,7 @@ def coco_keypoint_eval(
         are 0.
 
     Raises:
-        ValueError: naming the annotation or result index whose keypoints do not have ``3K`` numbers or
+        DataError: naming the annotation or result index whose keypoints do not have ``3K`` numbers or
             that lacks a field, or a result for an image that is not in ``gt``.
     """
     from pycocotools.coco import COCO
@@ -48,7 +50,7 @@ def coco_keypoint_eval(
 
     sigmas = np.asarray(sigmas, dtype=np.float64)
     if sigmas.ndim != 1 or not (sigmas > 0).all():
-        raise ValueError(f"sigmas must be a (K,) array of positive numbers, got shape {sigmas.shape}")
+        raise InputError(f"sigmas must be a (K,) array of positive numbers, got shape {sigmas.shape}")
     k = sigmas.shape[0]
     dataset = _checked_gt(gt, k)
     dets = _checked_results(results, k, {img["id"] for img in dataset["images"]})
@@ -72,15 +74,15 @@ def coco_keypoint_eval(
 def _checked_gt(gt: Mapping[str, Any], k: int) -> dict[str, Any]:
     for key in ("images", "annotations", "categories"):
         if key not in gt:
-            raise ValueError(f"COCO ground truth has no {key!r} list")
+            raise DataError(f"COCO ground truth has no {key!r} list")
     anns = []
     for i, ann in enumerate(gt["annotations"]):
         for key in ("image_id", "category_id", "keypoints", "bbox", "area"):
             if key not in ann:
-                raise ValueError(f"COCO ground truth annotation {i} has no {key!r}")
+                raise DataError(f"COCO ground truth annotation {i} has no {key!r}")
         kp = np.asarray(ann["keypoints"], dtype=np.float64)
         if kp.shape != (3 * k,):
-            raise ValueError(f"COCO ground truth annotation {i}: keypoints has {kp.size} numbers, expected 3*{k}")
+            raise DataError(f"COCO ground truth annotation {i}: keypoints has {kp.size} numbers, expected 3*{k}")
         ann = dict(ann)
         ann.setdefault("iscrowd", 0)
         ann.setdefault("num_keypoints", int((kp[2::3] > 0).sum()))
@@ -96,12 +98,12 @@ def _checked_results(results: Sequence[Mapping[str, Any]], k: int, image_ids: se
     for i, res in enumerate(results):
         for key in ("image_id", "category_id", "keypoints", "score"):
             if key not in res:
-                raise ValueError(f"COCO result {i} has no {key!r}")
+                raise DataError(f"COCO result {i} has no {key!r}")
         kp = np.asarray(res["keypoints"], dtype=np.float64)
         if kp.shape != (3 * k,):
-            raise ValueError(f"COCO result {i}: keypoints has {kp.size} numbers, expected 3*{k}")
+            raise DataError(f"COCO result {i}: keypoints has {kp.size} numbers, expected 3*{k}")
         if res["image_id"] not in image_ids:
-            raise ValueError(f"COCO result {i}: image_id {res['image_id']!r} is not in the ground truth")
+            raise DataError(f"COCO result {i}: image_id {res['image_id']!r} is not in the ground truth")
         dets.append(
             {
                 "image_id": res["image_id"],

@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from hourglass.errors import ConfigError, InputError
+
 from .pck import keypoint_distances, pck_from_distances
 
 Protocol = Literal["official", "bearpaw", "hrnet"]
@@ -42,14 +44,17 @@ _SCORED = tuple(j for j in range(MPII_NUM_JOINTS) if j not in (_PELVIS, _THORAX)
 _LIMBS = {"Shoulder": (12, 13), "Elbow": (11, 14), "Wrist": (10, 15), "Hip": (2, 3), "Knee": (1, 4), "Ankle": (0, 5)}
 
 
-def mpii_head_size(headboxes: ArrayLike, factor: float = HEAD_SIZE_FACTOR) -> np.ndarray:
-    """Head size ``(N,)`` = ``factor`` x the diagonal of each head box ``(N, 2, 2)`` = ``[[x1, y1], [x2, y2]]``.
+def mpii_head_size(headboxes: ArrayLike, factor: float = HEAD_SIZE_FACTOR) -> np.ndarray | float:
+    """Head size ``(N,)`` = ``factor`` x the diagonal of each head box ``(N, 2, 2)`` = ``[[x1, y1], [x2, y2]]``;
+    for one box ``(4,)`` = ``(x1, y1, x2, y2)``, a float. The one head-size function (datasets, evaluation).
 
     (The ``headboxes_src`` array of ``gt_valid.mat`` is ``(2, 2, N)``; transpose it with ``.transpose(2, 0, 1)``.)
     """
     boxes = np.asarray(headboxes, dtype=np.float64)
+    if boxes.shape == (4,):  # one box as (x1, y1, x2, y2)
+        return factor * float(np.hypot(boxes[2] - boxes[0], boxes[3] - boxes[1]))
     if boxes.ndim != 3 or boxes.shape[1:] != (2, 2):
-        raise ValueError(f"head boxes must have shape (N, 2, 2) as [[x1, y1], [x2, y2]], got {boxes.shape}")
+        raise InputError(f"head boxes must have shape (N, 2, 2) as [[x1, y1], [x2, y2]], got {boxes.shape}")
     return factor * np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=-1)
 
 
@@ -67,7 +72,7 @@ def mpii_pckh_per_joint(
     """
     gt = np.asarray(gt)
     if gt.ndim != 3 or gt.shape[1:] != (MPII_NUM_JOINTS, 2):
-        raise ValueError(f"MPII ground truth must have shape (N, 16, 2), got {gt.shape}")
+        raise InputError(f"MPII ground truth must have shape (N, 16, 2), got {gt.shape}")
     dist = keypoint_distances(pred, gt, visible, head_size)
     result = pck_from_distances(dist, thr, inclusive)
     return 100.0 * result.per_joint, (~np.isnan(dist)).sum(axis=0)
@@ -134,6 +139,6 @@ def mpii_pckh_report(
 
 
 def check_protocol(protocol: str) -> None:
-    """Raise ValueError unless ``protocol`` is one of :data:`PROTOCOLS`."""
+    """Raise ConfigError unless ``protocol`` is one of :data:`PROTOCOLS`."""
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown PCKh protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown PCKh protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")

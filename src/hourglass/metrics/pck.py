@@ -11,6 +11,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from hourglass.errors import DataError, InputError
+
 
 class PCKResult(NamedTuple):
     """Per-joint accuracy ``(K,)`` (NaN where no keypoint of that joint was scored), pooled accuracy, count."""
@@ -31,7 +33,7 @@ def keypoint_distances(pred: ArrayLike, gt: ArrayLike, mask: ArrayLike, norm: Ar
             axis (mmpose 0.x normalises x by the box width and y by its height).
 
     Raises:
-        ValueError: on shapes that do not fit, naming them, or on a normalising length that is not positive
+        InputError, DataError: on shapes that do not fit, naming them, or on a normalising length that is not positive
             and finite for an instance with scored keypoints (naming the instance index).
     """
     pred = np.asarray(pred, dtype=np.float64)
@@ -39,19 +41,19 @@ def keypoint_distances(pred: ArrayLike, gt: ArrayLike, mask: ArrayLike, norm: Ar
     mask = np.asarray(mask, dtype=bool)
     norm = np.asarray(norm, dtype=np.float64)
     if gt.ndim != 3 or gt.shape[-1] != 2:
-        raise ValueError(f"gt must have shape (N, K, 2), got {gt.shape}")
+        raise InputError(f"gt must have shape (N, K, 2), got {gt.shape}")
     if pred.shape != gt.shape:
-        raise ValueError(f"pred must have the shape of gt {gt.shape}, got {pred.shape}")
+        raise InputError(f"pred must have the shape of gt {gt.shape}, got {pred.shape}")
     if mask.shape != gt.shape[:2]:
-        raise ValueError(f"mask must have shape {gt.shape[:2]} (N, K), got {mask.shape}")
+        raise InputError(f"mask must have shape {gt.shape[:2]} (N, K), got {mask.shape}")
     n = gt.shape[0]
     if norm.shape not in ((n,), (n, 2)):
-        raise ValueError(f"norm must have shape ({n},) or ({n}, 2), got {norm.shape}")
+        raise InputError(f"norm must have shape ({n},) or ({n}, 2), got {norm.shape}")
     norm2 = np.broadcast_to(norm.reshape(n, -1), (n, 2))
     bad = mask.any(axis=1) & ~(np.isfinite(norm2).all(axis=1) & (norm2 > 0).all(axis=1))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise DataError(
             f"normalising length of instance {i} is {norm[i]!r}; it must be positive and finite "
             f"({int(bad.sum())} instance(s) with scored keypoints have such a length)"
         )
@@ -72,7 +74,7 @@ def pck_from_distances(distances: ArrayLike, thr: float, inclusive: bool = True)
     """
     d = np.asarray(distances, dtype=np.float64)
     if d.ndim != 2:
-        raise ValueError(f"distances must have shape (N, K), got {d.shape}")
+        raise InputError(f"distances must have shape (N, K), got {d.shape}")
     scored = ~np.isnan(d)
     with np.errstate(invalid="ignore"):
         hits = (d <= thr) if inclusive else (d < thr)
@@ -116,5 +118,5 @@ def bbox_size(boxes: ArrayLike) -> np.ndarray:
     """Normalising length ``(N,)`` of ``(N, 4)`` COCO ``[x, y, w, h]`` boxes: ``max(w, h)`` (mmpose 1.x)."""
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) as [x, y, w, h], got {boxes.shape}")
+        raise InputError(f"boxes must have shape (N, 4) as [x, y, w, h], got {boxes.shape}")
     return np.maximum(boxes[:, 2], boxes[:, 3])

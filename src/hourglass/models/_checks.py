@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import torch
 
+from hourglass.errors import InputError
+
 
 def check_image_batch(x: torch.Tensor, channels: int, multiple: int, name: str) -> None:
-    """Raise ``ValueError`` unless ``x`` is ``(B, channels, H, W)`` with ``H`` and ``W`` divisible by ``multiple``."""
+    """Raise ``InputError`` unless ``x`` is ``(B, channels, H, W)`` with ``H`` and ``W`` divisible by ``multiple``."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor of shape (B, {channels}, H, W), got {type(x)!r}")
+        raise InputError(f"{name}: expected a torch.Tensor of shape (B, {channels}, H, W), got {type(x)!r}")
     if x.dim() != 4:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a 4-D tensor (B, {channels}, H, W), got {x.dim()}-D with shape {tuple(x.shape)}"
         )
     if x.shape[1] != channels:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected {channels} channels, shape (B, {channels}, H, W), got shape {tuple(x.shape)}"
         )
     h, w = x.shape[-2], x.shape[-1]
     if h % multiple or w % multiple:
-        raise ValueError(
+        raise InputError(
             f"{name}: height and width must be divisible by {multiple}, got shape {tuple(x.shape)} "
             f"(H={h}, W={w}); resize or pad the input to a multiple of {multiple}"
         )

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hourglass.errors import ConfigError
+
 from ._checks import check_image_batch
 from .blocks import ResidualBlock
 
@@ -67,11 +69,11 @@ class Hourglass(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 1:
-            raise ValueError(f"Hourglass: depth must be >= 1, got {depth}")
+            raise ConfigError(f"Hourglass: depth must be >= 1, got {depth}")
         if num_bottom_blocks < 1:
-            raise ValueError(f"Hourglass: num_bottom_blocks must be >= 1, got {num_bottom_blocks}")
+            raise ConfigError(f"Hourglass: num_bottom_blocks must be >= 1, got {num_bottom_blocks}")
         if layout not in ("seed", "newell"):
-            raise ValueError(f"Hourglass: layout must be 'seed' or 'newell', got {layout!r}")
+            raise ConfigError(f"Hourglass: layout must be 'seed' or 'newell', got {layout!r}")
         self.num_channels = num_channels
         self.depth = depth
         self.num_bottom_blocks = num_bottom_blocks

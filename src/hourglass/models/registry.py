@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from hourglass.errors import ConfigError
+
 from .blocks import ResidualBlock
 from .hourglass import Hourglass
 from .stacked import StackedHourglass
@@ -34,7 +36,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         17
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _REGISTRY[name](**overrides)
 
 

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from hourglass.errors import ConfigError
+
 from ._checks import check_image_batch
 from .blocks import Activation, NormLayer, ResidualBlock, relu_inplace
 from .hourglass import Hourglass
@@ -65,9 +67,9 @@ class StackedHourglass(nn.Module):
     ) -> None:
         super().__init__()
         if num_stacks < 1:
-            raise ValueError(f"StackedHourglass: num_stacks must be >= 1, got {num_stacks}")
+            raise ConfigError(f"StackedHourglass: num_stacks must be >= 1, got {num_stacks}")
         if num_channels % 2 or num_channels < 4:
-            raise ValueError(f"StackedHourglass: num_channels must be even and >= 4, got {num_channels}")
+            raise ConfigError(f"StackedHourglass: num_channels must be even and >= 4, got {num_channels}")
         self.num_stacks = num_stacks
         self.num_joints = num_joints
         self.num_channels = num_channels

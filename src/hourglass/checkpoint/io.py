@@ -1,0 +1,220 @@
+"""Checkpoints: one ``.safetensors`` file of weights whose header carries everything needed to rebuild.
+
+The header metadata (``safetensors`` string map) holds ``format`` and ``hourglass``, the latter the JSON
+form of a :class:`~hourglass.checkpoint.meta.CheckpointMeta` (model, codec, skeleton, input convention,
+provenance), so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
+atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
+previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
+
+For ``--resume``, the optimiser, scheduler and random-generator state live beside the weights in
+``x.state.pt`` (:func:`training_state_path`), written with ``torch.save`` and read back only with
+``torch.load(weights_only=True)``, which refuses any pickle that would build arbitrary objects.
+
+Model kwargs in the metadata are JSON; a layer type is stored by name (``"norm_layer": "group"``) and
+resolved by :func:`build_model` through :data:`NORM_LAYERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from hourglass.checkpoint.meta import CheckpointMeta, as_meta
+from hourglass.errors import CheckpointError
+from hourglass.files import atomic_write
+from hourglass.models import create_model
+
+FORMAT = "hourglass/1"
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: CheckpointMeta | Mapping[str, Any]) -> Path:
+    """Write ``model``'s state dict and ``meta`` (typed, or its JSON form, checked) atomically."""
+    meta = as_meta(meta, path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    header = {"format": FORMAT, "hourglass": json.dumps(meta.to_json(), sort_keys=True)}
+    return atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
+
+
+def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
+    """The typed metadata of a checkpoint, without reading its tensors."""
+    return CheckpointMeta.from_json(read_metadata(path), path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a checkpoint in its JSON form (as stored), without reading its tensors."""
+    path = _check_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable .safetensors checkpoint ({err})") from err
+    if header.get("format") != FORMAT or "hourglass" not in header:
+        raise CheckpointError(
+            f"{path}: a .safetensors file without hourglass metadata (expected format {FORMAT!r}); "
+            "convert foreign weights with `hourglass convert`"
+        )
+    return json.loads(header["hourglass"])
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint`."""
+    meta = read_meta(path)
+    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    return state, meta
+
+
+def group_norm(num_channels: int) -> nn.GroupNorm:
+    """GroupNorm (Wu and He, 2018) with at most 32 groups of at least 4 channels (``gcd(C // 4, 32)`` groups).
+
+    Statistics are per sample, so the output does not depend on how a batch is split (over processes,
+    for instance). At 256 channels this is the paper's GN with 32 groups; narrow layers get fewer, wider
+    groups rather than the per-channel statistics that would be unstable on small feature maps.
+    """
+    return nn.GroupNorm(max(1, math.gcd(num_channels // 4, 32)), num_channels)
+
+
+NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
+"""Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
+
+
+def build_model(meta: CheckpointMeta | Mapping[str, Any]) -> nn.Module:
+    """The (untrained) model a checkpoint's metadata describes (typed, or its JSON form ``{"model": ...}``).
+
+    A string ``norm_layer`` in the kwargs is looked up in :data:`NORM_LAYERS`.
+    """
+    meta = as_meta(meta)
+    kwargs = dict(meta.model_kwargs)
+    norm = kwargs.get("norm_layer")
+    if isinstance(norm, str):
+        if norm not in NORM_LAYERS:
+            raise CheckpointError(f"model.kwargs.norm_layer: unknown {norm!r}; known: {', '.join(NORM_LAYERS)}")
+        kwargs["norm_layer"] = NORM_LAYERS[norm]
+    return create_model(meta.model, **kwargs)
+
+
+def training_state_path(path: str | os.PathLike[str]) -> Path:
+    """Where the resume state of checkpoint ``path`` lives: ``x.safetensors`` -> ``x.state.pt``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".safetensors") + ".state.pt")
+
+
+def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
+    """Write ``state`` (optimiser/scheduler state dicts, RNG states, counters: tensors and plain data) atomically."""
+    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+
+
+def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state file of :func:`save_training_state` with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: missing file, or a pickle holding anything but tensors and plain containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no resume state beside the checkpoint (expected {path.name})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused or unreadable resume state (loaded with weights_only=True, which only admits "
+            f"tensors and plain containers): {first}"
+        ) from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: resume state must be a dict, got {type(state).__name__}")
+    return state
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    expect: Mapping[str, Any] | None = None,
+) -> tuple[nn.Module, CheckpointMeta]:
+    """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
+
+    Example:
+        >>> model, meta = hourglass.load_model("runs/demo/last.safetensors")  # doctest: +SKIP
+        >>> meta.input_size, meta.skeleton.name  # doctest: +SKIP
+        ((128, 128), 'mpii_16')
+
+    ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
+    checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
+    """
+    state, meta = load_checkpoint(path, map_location)
+    if expect:
+        check_compatible(path, meta, expect)
+    model = build_model(meta)
+    load_state(path, model, state)
+    return model.to(map_location).eval(), meta
+
+
+def check_compatible(path: str | os.PathLike[str], meta: CheckpointMeta, expect: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint whose architecture differs from ``expect`` (``{"name": ..., "num_joints": ...}``)."""
+    have = {"name": meta.model, **meta.model_kwargs}
+    for key, want in expect.items():
+        if key in have and have[key] != want:
+            raise CheckpointError(
+                f"{path}: checkpoint has {key}={have[key]!r} but {want!r} was expected; "
+                "it was trained for another architecture or joint count"
+            )
+
+
+def load_state(path: str | os.PathLike[str], model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)``, strict, with an error that names missing, unexpected or misshaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or misshaped:
+        problems = mismatch_summary(missing, unexpected, misshaped, shape_label="shape mismatch (checkpoint vs model)")
+        raise CheckpointError(f"{path}: weights do not fit the model: {problems}")
+    model.load_state_dict(state, strict=True)
+
+
+def mismatch_summary(
+    missing: list[str], unexpected: list[str], misshaped: list[str], shape_label: str = "shape mismatch"
+) -> str:
+    """One line naming (up to five of) the missing, unexpected and misshaped tensors of a state dict."""
+
+    def some(names: list[str], sep: str = ", ") -> str:
+        return sep.join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing {some(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {some(unexpected)}")
+    if misshaped:
+        parts.append(f"{shape_label} {some(misshaped, '; ')}")
+    return "; ".join(parts)
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80" or head == b"PK":
+        raise CheckpointError(
+            f"{path}: a pickled PyTorch checkpoint; those can run arbitrary code when loaded and are "
+            "refused. Use a .safetensors checkpoint (or `hourglass convert` for foreign weights)"
+        )
+    return path

@@ -1,1 +1,0 @@
-"""Engine: the one place that wires models, data, losses and metrics together."""

@@ -1,0 +1,400 @@
+"""Inference runtimes behind one interface: eager PyTorch, ``torch.compile``, ONNX Runtime, OpenVINO.
+
+``create_runtime(model_or_checkpoint, backend, precision)`` returns a :class:`Runtime`, a callable
+``images (B, 3, H, W) float32 -> heatmaps (B, K, H/4, W/4) float32`` (numpy) of the last stack, with
+BatchNorm folded (:mod:`hourglass.inference.fold`). Images are RGB in [0, 1], the project's convention.
+
+Back-ends and precisions:
+
+================  =========================================  ==============================================
+backend           fp32 / bf16                                int8
+================  =========================================  ==============================================
+``eager``         fp32; bf16 = channels_last + CPU autocast  no
+``compile``       ``torch.compile`` of the eager model       no
+``onnxruntime``   fp32 only (CPU EP)                         no
+``openvino``      ``INFERENCE_PRECISION_HINT`` f32 / bf16    NNCF post-training quantisation, calibrated
+``best``          the fastest of the above that are          on images you give (``calibration``)
+                  available, measured (``compile`` excluded)
+================  =========================================  ==============================================
+
+bf16 uses AMX on recent Intel CPUs; on CPUs without native bf16 it still runs, slowly (emulated).
+No path assumes CUDA; ``device="cuda"`` runs the PyTorch back-ends on a GPU (bf16 there uses tensor
+cores). For int8, OpenVINO runs the layers it does not quantise at its default precision
+for the CPU (bf16 where AMX is present).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.device import autocast_context, resolve_device
+from hourglass.errors import ConfigError, InputError
+
+from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
+
+HeatmapFn = Callable[[np.ndarray], np.ndarray]
+"""Any function ``images (B, 3, H, W) float32 -> heatmaps (B, K, h, w)``: a :class:`Runtime` or a stand-in."""
+Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best"]
+Precision = Literal["fp32", "bf16", "int8"]
+BACKENDS: tuple[str, ...] = ("eager", "compile", "onnxruntime", "openvino")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "eager": ("fp32", "bf16"),
+    "compile": ("fp32", "bf16"),
+    "onnxruntime": ("fp32",),
+    "openvino": ("fp32", "bf16", "int8"),
+}
+
+
+def as_numpy_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> np.ndarray:
+    """``images`` as a C-contiguous float32 array ``(B, C, H, W)``; ``InputError`` naming the shape otherwise."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().to("cpu", torch.float32).numpy()
+    arr = np.ascontiguousarray(images, dtype=np.float32)
+    if arr.ndim != 4 or (channels is not None and arr.shape[1] != channels):
+        want = f"(B, {channels if channels is not None else 'C'}, H, W)"
+        raise InputError(f"runtime input: expected float32 images of shape {want}, got shape {arr.shape}")
+    return arr
+
+
+class Runtime:
+    """Callable ``images (B, C, H, W) -> heatmaps (B, K, h, w)``, numpy float32, last stack only.
+
+    Attributes:
+        backend: ``eager``, ``compile``, ``onnxruntime`` or ``openvino``.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        input_size: ``(H, W)`` the runtime was built for; exported back-ends (onnxruntime, openvino) accept
+            only this size, eager accepts any size divisible by the network's input multiple.
+        channels: image channels ``C``.
+
+    Accepts numpy arrays or torch tensors; any batch size.
+    """
+
+    backend: str = ""
+    precision: str = ""
+
+    def __init__(self, input_size: tuple[int, int], channels: int) -> None:
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.channels = channels
+
+    def __call__(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self._run(as_numpy_images(images, self.channels))
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(backend={self.backend!r}, precision={self.precision!r}, input_size={self.input_size})"
+
+
+class TorchRuntime(Runtime):
+    """Eager PyTorch or ``torch.compile`` on ``device``; bf16 = channels_last weights and inputs + autocast.
+
+    ``torch.compile`` compiles on the first call (10-30 s for hg2 on a 2-core CPU) and again for each new
+    batch size it sees until it marks the batch dynamic. On a GPU, inputs are copied to the device and
+    heatmaps back to host memory on every call.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        precision: str,
+        compile: bool,
+        input_size: tuple[int, int],
+        channels: int,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__(input_size, channels)
+        self.backend = "compile" if compile else "eager"
+        self.precision = precision
+        self.device = torch.device(device)
+        self.channels_last = precision == "bf16"
+        net = net.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.net = torch.compile(net) if compile else net
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(images).to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), autocast_context(self.device, "bf16" if bf16 else "none"):
+            return self.net(x).float().cpu().contiguous().numpy()
+
+
+class OnnxRuntime(Runtime):
+    """ONNX Runtime, CPU execution provider, all graph optimisations, on the folded ONNX export."""
+
+    backend = "onnxruntime"
+    precision = "fp32"
+
+    def __init__(self, onnx_path: str | os.PathLike[str], input_size: tuple[int, int], channels: int) -> None:
+        import onnxruntime as ort
+
+        super().__init__(input_size, channels)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {INPUT_NAME: images})[0]
+
+
+class OpenVinoRuntime(Runtime):
+    """OpenVINO CPU plugin on the folded ONNX export; fp32/bf16 via ``INFERENCE_PRECISION_HINT``, int8 via NNCF.
+
+    The model keeps a dynamic batch; each batch size seen is compiled once with a static input shape
+    (about 5-10% faster than the dynamic-shape model at batch 1 here), cached for later calls.
+    """
+
+    backend = "openvino"
+
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike[str],
+        precision: str,
+        input_size: tuple[int, int],
+        channels: int,
+        calibration: Sequence[np.ndarray] | None = None,
+    ) -> None:
+        import openvino as ov
+
+        super().__init__(input_size, channels)
+        self.precision = precision
+        self.core = ov.Core()
+        model = self.core.read_model(str(onnx_path))
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if precision == "int8":
+            if not calibration:
+                raise ConfigError("openvino int8: post-training quantisation needs calibration images")
+            model = quantize_int8(model, calibration)
+        else:
+            self.config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
+        self.model = model
+        self.requests: dict[tuple[int, ...], Any] = {}
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        if shape not in self.requests:
+            model = self.model.clone()
+            model.reshape({0: list(shape)})
+            self.requests[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.requests[shape]
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        request = self._request(images.shape)
+        request.infer({0: images})
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
+    """NNCF post-training quantisation (``preset=PERFORMANCE``, symmetric int8) of an OpenVINO model.
+
+    ``calibration``: a sequence of ``(1, C, H, W)`` float32 images (or batches) fed as the model's input.
+    """
+    import logging
+
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    data = nncf.Dataset(list(calibration))
+    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars; stdout may carry --json lines
+        return nncf.quantize(ov_model, data, subset_size=len(calibration))
+
+
+def calibration_batches(source: np.ndarray | torch.Tensor | Iterable[Any], limit: int = 300) -> list[np.ndarray]:
+    """Calibration inputs as a list of ``(1, C, H, W)`` float32 arrays, at most ``limit`` of them.
+
+    ``source``: an array or tensor ``(N, C, H, W)``, or an iterable of images ``(C, H, W)`` / batches
+    ``(B, C, H, W)`` / dataset records (dicts with an ``"image"`` entry, as ``hourglass.data`` datasets
+    return).
+    """
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        source = list(source)
+    out: list[np.ndarray] = []
+    for item in source:
+        image = item["image"] if isinstance(item, dict) else item
+        arr = as_numpy_images(image[None] if np.ndim(image) == 3 else image)
+        out.extend(arr[i : i + 1] for i in range(arr.shape[0]))
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+def resolve_model(
+    model_or_checkpoint: nn.Module | str | os.PathLike[str],
+) -> tuple[nn.Module, CheckpointMeta]:
+    """``(model in eval mode, meta)`` from a module, a ``.safetensors`` checkpoint path or a preset name.
+
+    A module or a preset has no codec in its metadata: its ``input_size`` is the default 256x256.
+    """
+    if isinstance(model_or_checkpoint, nn.Module):
+        return model_or_checkpoint.eval(), CheckpointMeta(type(model_or_checkpoint).__name__)
+    from hourglass.checkpoint.io import load_model
+    from hourglass.models import create_model, list_models
+
+    spec = str(model_or_checkpoint)
+    if Path(spec).exists() or spec.endswith((".safetensors", ".pt", ".pth")):
+        return load_model(spec)
+    if spec in list_models():
+        return create_model(spec).eval(), CheckpointMeta(spec)
+    raise ConfigError(f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())})")
+
+
+def _check_choice(backend: str, precision: str) -> None:
+    if backend not in (*BACKENDS, "best"):
+        raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join((*BACKENDS, 'best'))}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if backend != "best" and precision not in SUPPORTED[backend]:
+        able = [b for b in BACKENDS if precision in SUPPORTED[b]]
+        raise ConfigError(
+            f"backend {backend!r} does not run {precision}; it runs {', '.join(SUPPORTED[backend])}. "
+            f"For {precision} use {' or '.join(able)}"
+        )
+
+
+def available_backends(precision: str = "fp32") -> list[str]:
+    """Back-ends whose package imports here and that run ``precision``."""
+    import importlib.util
+
+    needs = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+    return [
+        b
+        for b in BACKENDS
+        if precision in SUPPORTED[b] and (b not in needs or importlib.util.find_spec(needs[b]) is not None)
+    ]
+
+
+def create_runtime(
+    model_or_checkpoint: nn.Module | str | os.PathLike[str],
+    backend: Backend = "best",
+    precision: Precision = "fp32",
+    calibration: np.ndarray | torch.Tensor | Iterable[Any] | None = None,
+    input_size: tuple[int, int] | None = None,
+    fold: bool = True,
+    device: torch.device | str = "cpu",
+) -> Runtime:
+    """Build a :class:`Runtime` for a model (module, ``.safetensors`` checkpoint or preset name).
+
+    Args:
+        model_or_checkpoint: the network; not modified (folding works on a copy).
+        backend: ``eager``, ``compile``, ``onnxruntime``, ``openvino`` or ``best`` (the fastest available
+            for ``precision``, measured on a few batch-1 runs; ``compile`` is left out of that race
+            because compiling takes 10-30 s).
+        precision: ``fp32``, ``bf16`` or ``int8`` (int8: OpenVINO only, needs ``calibration``).
+        calibration: images for int8 calibration (see :func:`calibration_batches`), e.g. a
+            ``hourglass.data`` dataset or an array ``(N, 3, H, W)``.
+        input_size: ``(H, W)``; default: the checkpoint's ``data.input_size``, else 256x256.
+        fold: fold BatchNorm into the convolutions first (``False``: the network as trained, e.g. to
+            benchmark a plain ONNX export).
+        device: ``cpu`` (default), ``cuda`` or ``cuda:N`` for the PyTorch back-ends (``eager``,
+            ``compile``; ``best`` means ``eager`` there). ONNX Runtime and OpenVINO run on the CPU here.
+
+    Raises:
+        ConfigError: unknown backend or precision, a combination that does not exist, or a CPU-only
+            backend asked for a GPU, or a CUDA device on a machine without one (the message names it).
+
+    Example:
+        >>> rt = create_runtime("hg1", backend="eager")
+        >>> rt(np.zeros((1, 3, 256, 256), np.float32)).shape
+        (1, 16, 64, 64)
+    """
+    _check_choice(backend, precision)
+    device = resolve_device(device)
+    if device.type != "cpu":
+        if backend == "best":
+            backend = "eager"
+        if backend not in ("eager", "compile"):
+            raise ConfigError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
+    model, meta = resolve_model(model_or_checkpoint)
+    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
+    batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
+    if backend == "best":
+        return pick_fastest(model, precision, input_size, batches, fold=fold)
+    return _build(model, backend, precision, input_size, batches, fold=fold, device=device)
+
+
+def _build(
+    model: nn.Module,
+    backend: str,
+    precision: str,
+    input_size: tuple[int, int],
+    calibration: Sequence[np.ndarray] | None,
+    onnx_path: Path | None = None,
+    fold: bool = True,
+    device: torch.device | str = "cpu",
+) -> Runtime:
+    channels = input_channels(model)
+    net = prepare_for_inference(model, fold=fold)
+    if backend in ("eager", "compile"):
+        return TorchRuntime(net, precision, backend == "compile", input_size, channels, device=device)
+    if onnx_path is not None:
+        return _from_onnx(backend, onnx_path, precision, input_size, channels, calibration)
+    with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        write_onnx(net, torch.rand(2, channels, *input_size), path)
+        return _from_onnx(backend, path, precision, input_size, channels, calibration)
+
+
+def _from_onnx(
+    backend: str,
+    path: Path,
+    precision: str,
+    input_size: tuple[int, int],
+    channels: int,
+    calibration: Sequence[np.ndarray] | None,
+) -> Runtime:
+    if backend == "onnxruntime":
+        return OnnxRuntime(path, input_size, channels)
+    return OpenVinoRuntime(path, precision, input_size, channels, calibration)
+
+
+def time_runtime(runtime: Callable[[np.ndarray], Any], images: np.ndarray, iters: int, warmup: int) -> list[float]:
+    """Seconds of each of ``iters`` calls of ``runtime(images)`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        runtime(images)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        runtime(images)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def pick_fastest(
+    model: nn.Module,
+    precision: str,
+    input_size: tuple[int, int],
+    calibration: Sequence[np.ndarray] | None,
+    iters: int = 5,
+    fold: bool = True,
+) -> Runtime:
+    """Build every available back-end for ``precision`` except ``compile``, time batch-1 calls, keep the fastest."""
+    candidates = [b for b in available_backends(precision) if b != "compile"]
+    if not candidates:
+        raise ConfigError(f"no back-end available for {precision}; install openvino for int8")
+    images = np.random.default_rng(0).random((1, input_channels(model), *input_size), dtype=np.float32)
+    best: tuple[float, Runtime] | None = None
+    with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        net = prepare_for_inference(model, fold=fold)
+        write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
+        for backend in candidates:
+            runtime = _build(model, backend, precision, input_size, calibration, onnx_path, fold=fold)
+            latency = float(np.median(time_runtime(runtime, images, iters, warmup=2)))
+            if best is None or latency < best[0]:
+                best = (latency, runtime)
+    assert best is not None
+    return best[1]

@@ -1,0 +1,97 @@
+"""Checkpoints: round trip, atomic writes, refusals of other architectures and of pickles, resume state."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from hourglass.checkpoint.io import (
+    build_model,
+    load_model,
+    load_training_state,
+    read_metadata,
+    save_checkpoint,
+    save_training_state,
+    training_state_path,
+)
+from hourglass.errors import CheckpointError
+from hourglass.models import create_model
+
+TINY = {"num_channels": 16, "depth": 2, "num_joints": 4}
+
+
+def _meta(**kwargs: object) -> dict:
+    return {"model": {"name": "hg1", "kwargs": {**TINY, **kwargs}}, "data": {}, "step": 3, "epoch": 0, "metrics": {}}
+
+
+def test_round_trip_with_a_named_norm_layer(tmp_path: Path) -> None:
+    meta = _meta(norm_layer="group")
+    net = build_model(meta)
+    assert isinstance(net.stem.bn, torch.nn.GroupNorm)
+    path = save_checkpoint(tmp_path / "m.safetensors", net, meta)
+    loaded, got = load_model(path, expect={"name": "hg1", "num_joints": 4})
+    assert got.step == 3 and got.model_kwargs["norm_layer"] == "group"
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(loaded(x), net.eval()(x))
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    net = create_model("hg1", **TINY)
+    path = save_checkpoint(tmp_path / "m.safetensors", net, _meta())
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError):
+        save_checkpoint(path, net, {"no": "model"})
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, _FailingModule(), _meta())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left behind
+
+
+class _FailingModule(torch.nn.Module):
+    def state_dict(self, *args: object, **kwargs: object) -> dict:  # type: ignore[override]
+        raise OSError("disk full")
+
+
+def test_other_architecture_or_joint_count_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "m.safetensors", create_model("hg1", **TINY), _meta())
+    with pytest.raises(CheckpointError, match=r"num_joints=4 but 16 was expected"):
+        load_model(path, expect={"num_joints": 16})
+    with pytest.raises(CheckpointError, match=r"name='hg1' but 'hg2' was expected"):
+        load_model(path, expect={"name": "hg2"})
+
+
+def test_pickled_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="pickled PyTorch checkpoint"):
+        load_model(path)
+    legacy = tmp_path / "legacy.pt"
+    legacy.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(CheckpointError, match="pickled"):
+        read_metadata(legacy)
+
+
+class _RunsCode:
+    def __reduce__(self) -> tuple:
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_resume_state_round_trip_and_refuses_code(tmp_path: Path) -> None:
+    ckpt = tmp_path / "last.safetensors"
+    state_file = training_state_path(ckpt)
+    assert state_file.name == "last.state.pt"
+    opt = torch.optim.RMSprop(torch.nn.Linear(3, 2).parameters(), lr=2.5e-4)
+    state = {"step": 5, "optimizer": opt.state_dict(), "rng": {"torch": torch.get_rng_state()}, "best": None}
+    save_training_state(state_file, state)
+    got = load_training_state(state_file)
+    assert got["step"] == 5 and torch.equal(got["rng"]["torch"], state["rng"]["torch"])
+
+    torch.save({"step": 1, "payload": _RunsCode()}, state_file)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_training_state(state_file)
+    with pytest.raises(CheckpointError, match="no resume state"):
+        load_training_state(tmp_path / "other.state.pt")

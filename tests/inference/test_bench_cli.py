@@ -1,0 +1,79 @@
+"""Benchmark figures and the export / bench / convert commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hourglass.checkpoint.convert import princeton_key
+from hourglass.checkpoint.io import load_model, save_checkpoint
+from hourglass.cli import app
+from hourglass.inference.bench import benchmark
+from hourglass.models.summary import count_macs
+
+REQUIRED = {"backend", "precision", "batch", "latency_ms", "gflops"}
+
+
+def test_benchmark_figures_are_consistent(tiny) -> None:
+    r = benchmark(tiny, "eager", "fp32", batch=2, input_size=(32, 32), iters=3, warmup=1)
+    assert (r.backend, r.precision, r.batch, r.input_size) == ("eager", "fp32", 2, (32, 32))
+    assert r.gmacs == count_macs(tiny, (3, 32, 32), batch=2) / 1e9
+    assert r.gflops == pytest.approx(2 * r.gmacs / (r.latency_ms / 1e3))
+    assert r.throughput == pytest.approx(2 / (r.latency_ms / 1e3))
+    assert r.latency_p10_ms <= r.latency_ms <= r.latency_p90_ms
+    assert r.peak_gflops > 0 and r.peak_share == pytest.approx(r.gflops / r.peak_gflops)
+    assert r.peak_engine in ("torch", "openvino") and r.peak_rss_mib > 50
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    kwargs = {"num_joints": 4, "num_channels": 16, "depth": 2}
+    meta = {"model": {"name": "hg2", "kwargs": kwargs}, "data": {"input_size": [32, 32], "heatmap_size": [8, 8]}}
+    return save_checkpoint(path, tiny, meta)
+
+
+def test_cli_bench_json(checkpoint) -> None:
+    result = CliRunner().invoke(app, ["bench", str(checkpoint), "--iters", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 1 and REQUIRED <= set(rows[0])
+    assert rows[0]["input_size"] == [32, 32] and rows[0]["latency_ms"] > 0
+
+
+def test_cli_export_prints_difference_and_reports_bad_paths(checkpoint, tmp_path) -> None:
+    out = tmp_path / "tiny.onnx"
+    result = CliRunner().invoke(app, ["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "max abs difference" in result.output
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bad = ["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(blocker / "x.onnx")]
+    result = CliRunner().invoke(app, bad)
+    assert result.exit_code == 1 and "is a file, not a folder" in result.output and "Traceback" not in result.output
+    wrong = ["export", "--checkpoint", str(tmp_path / "none.safetensors"), "--format", "onnx", "--out", str(out)]
+    result = CliRunner().invoke(app, wrong)
+    assert result.exit_code == 1 and "no such checkpoint file" in result.output
+
+
+def test_cli_convert_bare_state_dict(tiny, tmp_path) -> None:
+    # Their layout, derived with the mapping (the re-stated PoseNet in test_convert.py checks the mapping).
+    theirs = {f"model.module.{princeton_key(k, 2)}": v for k, v in tiny.state_dict().items()}
+    torch.save({"state_dict": theirs}, tmp_path / "checkpoint.pt")
+    out = tmp_path / "converted.safetensors"
+    result = CliRunner().invoke(
+        app, ["convert", "--from", "princeton-vl", str(tmp_path / "checkpoint.pt"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    model, meta = load_model(out)
+    assert meta.model_kwargs == {"num_joints": 4, "num_channels": 16, "depth": 2, "in_channels": 3}
+    for k, v in tiny.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[k], v)
+    result = CliRunner().invoke(
+        app, ["convert", "--from", "mmpose", str(tmp_path / "checkpoint.pt"), "--out", str(out)]
+    )
+    assert result.exit_code == 1 and "unknown source 'mmpose'" in result.output

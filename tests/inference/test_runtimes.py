@@ -1,0 +1,115 @@
+"""Runtimes behind one interface: each back-end at fp32 matches eager; bf16/int8 run; bad choices are named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hourglass.data import HeatmapCodec
+from hourglass.data.synthetic import SyntheticFigures
+from hourglass.inference.accuracy import accuracy_cost
+from hourglass.inference.runtimes import Runtime, calibration_batches, create_runtime
+from hourglass.models import StackedHourglass
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, images) -> np.ndarray:
+    with torch.no_grad():
+        return tiny(torch.from_numpy(images))[:, -1].numpy()
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime", "openvino", "compile"])
+def test_fp32_backends_match_eager(tiny, images, reference, backend) -> None:
+    rt = create_runtime(tiny, backend, "fp32", input_size=(32, 32))
+    assert isinstance(rt, Runtime) and (rt.backend, rt.precision) == (backend, "fp32")
+    out = rt(images)
+    assert out.dtype == np.float32 and out.shape == (2, 4, 8, 8)
+    np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rt(torch.from_numpy(images[:1])), reference[:1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["eager", "openvino"])
+def test_bf16_is_close(tiny, images, reference, backend) -> None:
+    out = create_runtime(tiny, backend, "bf16", input_size=(32, 32))(images)
+    scale = np.abs(reference).max()
+    assert np.abs(out - reference).max() < 0.05 * scale
+
+
+def test_int8_openvino_is_calibrated_and_close(tiny, images, reference) -> None:
+    calibration = np.random.default_rng(1).random((8, 3, 32, 32), dtype=np.float32)
+    rt = create_runtime(tiny, "openvino", "int8", calibration=calibration, input_size=(32, 32))
+    out = rt(images)
+    assert rt.precision == "int8" and out.shape == reference.shape
+    assert np.corrcoef(out.ravel(), reference.ravel())[0, 1] > 0.95
+    with pytest.raises(ValueError, match="needs calibration images"):
+        create_runtime(tiny, "openvino", "int8", input_size=(32, 32))
+
+
+def test_best_picks_an_available_backend(tiny, images, reference) -> None:
+    rt = create_runtime(tiny, "best", "fp32", input_size=(32, 32))
+    assert rt.backend in ("eager", "onnxruntime", "openvino")
+    np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_choices_and_inputs_are_named(tiny) -> None:
+    with pytest.raises(ValueError, match=r"does not run int8.*use openvino"):
+        create_runtime(tiny, "eager", "int8")
+    with pytest.raises(ValueError, match="does not run bf16"):
+        create_runtime(tiny, "onnxruntime", "bf16")
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        create_runtime(tiny, "tensorrt", "fp32")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        create_runtime(tiny, "eager", "fp8")
+    with pytest.raises(ValueError, match="neither a checkpoint file nor a model preset"):
+        create_runtime("hg3", "eager")
+    rt = create_runtime(tiny, "eager", input_size=(32, 32))
+    with pytest.raises(ValueError, match=r"expected float32 images of shape \(B, 3, H, W\), got shape \(3, 32, 32\)"):
+        rt(np.zeros((3, 32, 32), np.float32))
+
+
+def test_calibration_batches_accepts_arrays_and_datasets() -> None:
+    ds = SyntheticFigures(3, codec=HeatmapCodec((32, 32)))
+    batches = calibration_batches(ds)
+    assert len(batches) == 3 and batches[0].shape == (1, 3, 32, 32) and batches[0].dtype == np.float32
+    assert len(calibration_batches(np.zeros((5, 3, 8, 8)), limit=4)) == 4
+
+
+def test_accuracy_cost_scores_both_runtimes() -> None:
+    codec = HeatmapCodec((64, 64), (16, 16), sigma=1.0)
+    ds = SyntheticFigures(6, seed=3, codec=codec)
+    targets = iter([ds[i]["heatmaps"].numpy() for i in range(len(ds))])
+
+    def oracle(images: np.ndarray) -> np.ndarray:  # the ground-truth heatmaps, in dataset order
+        return np.stack([next(targets) for _ in range(len(images))])
+
+    net = StackedHourglass(num_stacks=1, num_joints=16, num_channels=16, depth=2).eval()
+    untrained = create_runtime(net, "eager", input_size=(64, 64))
+    cost = accuracy_cost(oracle, untrained, ds, batch_size=4)
+    assert cost.pckh > 95.0 and cost.pckh_reference < 50.0
+    assert cost.pckh_diff == pytest.approx(cost.pckh - cost.pckh_reference)
+    assert cost.instances == 6 and 0 < cost.keypoints <= 96
+    same = accuracy_cost(untrained, untrained, ds)
+    assert same.pckh_diff == 0.0 and same.within_1px == 1.0
+
+
+def test_device_is_chosen_and_checked(tiny, images, reference) -> None:
+    rt = create_runtime(tiny, "eager", "fp32", input_size=(32, 32), device="cpu")
+    assert rt.device == torch.device("cpu")
+    np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="expected cpu, cuda, cuda:N or auto"):
+        create_runtime(tiny, "eager", device="mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:1': CUDA is not available here"):
+            create_runtime(tiny, "eager", device="cuda:1")
+    else:
+        with pytest.raises(ValueError, match="runs on the CPU only; on cuda use eager or compile"):
+            create_runtime(tiny, "openvino", device="cuda")
+        gpu = create_runtime(tiny, "best", "fp32", input_size=(32, 32), device="cuda")
+        assert gpu.backend == "eager"
+        np.testing.assert_allclose(gpu(images), reference, rtol=1e-3, atol=1e-3)

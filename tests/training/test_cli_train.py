@@ -1,0 +1,85 @@
+"""The train/eval commands as a user runs them: expected errors are one line, exit 1, no traceback;
+SIGINT saves a checkpoint before exiting."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hourglass", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _expected_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    message = " ".join(proc.stderr.split())  # rich wraps long lines
+    assert message.startswith("error:"), message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, make_config) -> None:
+    _, path = make_config()
+    missing = _run("train", "--config", str(path), "--set", f"data.train.images={tmp_path / 'nowhere'}")
+    _expected_error(missing, "data.train.images: folder", "nowhere does not exist")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "annotations.json").write_text("[]")
+    proc = _run("train", "--config", str(path), "--set", f"data.train.annotations={empty / 'annotations.json'}")
+    _expected_error(proc, "empty")
+
+    _expected_error(_run("train", "--config", str(path), "--set", "optim.lrr=1"), "unknown key 'optim.lrr'")
+
+    pickled = tmp_path / "model.pth"
+    torch.save({"state_dict": {}}, pickled)
+    _expected_error(_run("eval", "--config", str(path), "--checkpoint", str(pickled)), "pickled PyTorch checkpoint")
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_sigint_saves_then_resume_finishes(tmp_path: Path, make_config) -> None:
+    _, path = make_config(["train.epochs=50"])
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), "--set", "train.epochs=50"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            log = out / "metrics.jsonl"
+            if log.is_file() and len(log.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "saving at step" in stderr
+    from hourglass.checkpoint.io import read_metadata
+
+    step = read_metadata(out / "last.safetensors")["step"]
+    assert step >= 2
+    done = _run("train", "--config", str(path), "--set", "train.epochs=3", "--resume", str(out / "last.safetensors"))
+    assert done.returncode == 0, done.stderr
+    assert read_metadata(out / "last.safetensors")["step"] == 12  # 3 epochs of 4 steps
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # one log continued: no step missing or repeated

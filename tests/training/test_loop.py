@@ -1,0 +1,115 @@
+"""Training through the real loaders: exact resume, NaN stop, refusals, bad images, end-to-end files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from hourglass.checkpoint.io import read_metadata
+from hourglass.config import load_config
+from hourglass.data import DataError
+from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
+from hourglass.training.loop import train
+
+
+def test_resume_after_sigterm_repeats_the_uninterrupted_losses(tmp_path: Path, make_config) -> None:
+    """SIGTERM at step 3 saves a checkpoint; resuming gives the same 8 losses as one uninterrupted run.
+
+    Data order (seed, epoch) and augmentation (seed, epoch, index) are functions of the step, and the
+    optimiser state travels in ``last.state.pt``; the interruption falls mid-epoch (4 steps per epoch)."""
+    full = train(make_config(["train.out_dir=" + str(tmp_path / "full")])[0])
+    assert full.status == "finished" and full.step == 8
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 3:
+            signal.raise_signal(signal.SIGTERM)
+
+    cfg = make_config(["train.out_dir=" + str(tmp_path / "part")])[0]
+    first = train(cfg, on_step=interrupt)
+    assert first.status == "interrupted" and first.step == 3
+    assert read_metadata(first.last_checkpoint)["step"] == 3
+    log = tmp_path / "part" / "metrics.jsonl"
+    with log.open("a") as f:  # as if the process had died after logging step 4, past its checkpoint
+        f.write(json.dumps({"step": 4, "epoch": 1, "loss": 1.0, "lr": 0.0, "samples_per_s": 1.0}) + "\n")
+    rest = train(cfg, resume=first.last_checkpoint)
+    assert rest.step == 8
+    assert first.losses + rest.losses == full.losses  # bit-identical on the same machine and settings
+    assert len(set(full.losses)) == 8  # the losses do change from step to step
+
+    def logged(run: str) -> list[int]:
+        return [json.loads(x)["step"] for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert logged("part") == list(range(1, 9))  # records past the checkpoint were dropped, then re-logged
+    train(make_config(["train.out_dir=" + str(tmp_path / "full")])[0])
+    assert logged("full") == list(range(1, 9))  # a fresh run in the same folder starts a new log
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, make_config) -> None:
+    good = train(make_config(["train.max_steps=4"])[0])
+    before = good.last_checkpoint.read_bytes()
+    state_before = (tmp_path / "run" / "last.state.pt").read_bytes()
+    # SGD with an absurd learning rate: the weights overflow after the first step, the loss becomes inf/NaN
+    cfg = make_config(["optim.name=sgd", "optim.lr=1e30"])[0]
+    with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at step \d+ .* was not overwritten"):
+        train(cfg)
+    assert good.last_checkpoint.read_bytes() == before
+    assert (tmp_path / "run" / "last.state.pt").read_bytes() == state_before
+
+
+def test_resume_refuses_another_architecture(tmp_path: Path, make_config) -> None:
+    done = train(make_config(["train.max_steps=1"])[0])
+    wider = make_config(["model.kwargs.num_channels=32"])[0]
+    with pytest.raises(CheckpointError, match=r"num_channels=16 but 32 was expected"):
+        train(wider, resume=done.last_checkpoint)
+    bigger = make_config(["data.input_size=[128, 128]", "data.heatmap_size=[32, 32]"])[0]
+    with pytest.raises(CheckpointError, match=r"data.input_size=\[64, 64\] but this run has \[128, 128\]"):
+        train(bigger, resume=done.last_checkpoint)
+
+
+def test_settings_checked_before_training(tmp_path: Path, make_config) -> None:
+    with pytest.raises(ConfigError, match=r"data.input_size=\[40, 40\] must be divisible by 16"):
+        train(make_config(["data.input_size=[40, 40]", "data.heatmap_size=[10, 10]"])[0])
+    with pytest.raises(ConfigError, match=r"train\.batch_size=64 is larger than the training set"):
+        train(make_config(["train.batch_size=64"])[0])
+    with pytest.raises(ConfigError, match=r"model\.kwargs\.num_joints=17 but the dataset.s skeleton has 16"):
+        train(make_config(["model.kwargs.num_joints=17"])[0])
+    with pytest.raises(ConfigError, match=r"train\.amp='fp16' needs CUDA"):
+        train(make_config(["train.amp=fp16", "train.device=cpu"])[0])
+
+
+def test_corrupt_image_mid_epoch(tmp_path: Path, make_config, synth_data: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_data, data)
+    bad = data / "train" / "images" / "000005.png"
+    bad.write_bytes(b"not a png")
+    cfg = make_config(data=data)[0]
+    with pytest.raises(DataError, match=r"record 5: image .*000005\.png is unreadable"):
+        train(cfg)
+    assert not (tmp_path / "run" / "last.safetensors").exists()
+    cfg.data.skip_bad = True
+    with pytest.warns(UserWarning, match="skipping"):
+        result = train(cfg)
+    assert result.status == "finished" and result.skipped == 1
+
+
+def test_end_to_end_writes_the_run_files(tmp_path: Path, make_config) -> None:
+    sets = ["train.val_every=1", "train.tensorboard=true", "train.amp=bf16", "train.channels_last=true"]
+    cfg = make_config([*sets, "model.grad_checkpointing=true"])[0]
+    result = train(cfg)
+    out = tmp_path / "run"
+    assert result.best_checkpoint == out / "best.safetensors"
+    meta = read_metadata(result.last_checkpoint)
+    assert meta["step"] == 8 and meta["epoch"] == 2
+    assert meta["data"]["skeleton"] == "mpii_16" and meta["data"]["input_size"] == [64, 64]
+    assert meta["model"]["kwargs"]["num_joints"] == 16
+    assert set(meta["metrics"]) == {"pckh@0.5", "pckh@0.1"}
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+    assert [r["step"] for r in records if "val/pckh@0.5" in r] == [4, 8]
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_config(out / "config.yaml").train.amp == "bf16"
