@@ -50,9 +50,8 @@ from hourglass.engine.distributed import (
     shutdown_distributed,
 )
 from hourglass.engine.optim import build_optimizer, build_scheduler
-from hourglass.engine.precision import autocast_context
 from hourglass.engine.runlog import NullLog, RunLog, plot_curves
-from hourglass.losses import heatmap_loss
+from hourglass.engine.step import TrainStep
 
 
 class TrainingDiverged(ValueError):
@@ -220,7 +219,6 @@ class _Trainer:
         budget = {"spent": 0.0}  # share of train.time_limit_s used, the same on every rank
         scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch, total_steps, lambda: budget["spent"])
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and info.device.type == "cuda")
-        autocast = autocast_context(info.device, cfg.train.amp)
         meta_data = data_meta(cfg, skeleton)
 
         step, best = 0, None
@@ -228,11 +226,7 @@ class _Trainer:
             step, best = self._resume(
                 Path(resume), spec, meta_data, model, optimizer, scheduler, scaler, steps_per_epoch
             )
-        ddp = (
-            DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
-            if info.distributed
-            else model
-        )
+        train_step = self._make_step(model, optimizer, scaler)
 
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,29 +270,15 @@ class _Trainer:
                         pin_memory=info.device.type == "cuda",
                         persistent_workers=False,
                     )
-                    ddp.train()
                     t_last = time.perf_counter()
                     for batch in loader:
-                        images = batch["image"].to(info.device, non_blocking=True, memory_format=memory_format)
-                        targets = batch["heatmaps"].to(info.device, non_blocking=True)
-                        weights = batch["weights"].to(info.device, non_blocking=True)
-                        with autocast:
-                            outputs = ddp(images)
-                        loss = heatmap_loss(outputs, targets, weights)
-                        loss_value = float(all_reduce_mean(loss.detach()))
+                        loss_value = float(all_reduce_mean(train_step(batch)))
                         if not math.isfinite(loss_value):
                             raise TrainingDiverged(
                                 f"loss is {loss_value} at step {step + 1} (epoch {epoch}); training stopped. The last "
                                 f"good checkpoint in {self.out_dir} was not overwritten. Lower optim.lr, enable "
                                 "train.grad_clip or check the data"
                             )
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                        if cfg.train.grad_clip is not None:
-                            scaler.unscale_(optimizer)
-                            nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                        scaler.step(optimizer)
-                        scaler.update()
                         lr = optimizer.param_groups[0]["lr"]
                         scheduler.step()
                         step += 1
@@ -359,6 +339,21 @@ class _Trainer:
             best_path = self.out_dir / "best.safetensors"
         return TrainResult(
             status, step, epoch, self.out_dir, last, best_path, losses, metrics, train_time, train_set.bad_count
+        )
+
+    def _make_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any) -> TrainStep:
+        """The step of ``train.step`` over ``model``, wrapped in DDP when distributed."""
+        cfg, info = self.cfg.train, self.info
+        if info.distributed and cfg.step != "autocast":
+            raise ConfigError(f"train.step={cfg.step!r} runs in one process; use train.step=autocast with torchrun")
+
+        def wrap(net: nn.Module) -> nn.Module:
+            if not info.distributed:
+                return net
+            return DistributedDataParallel(net, device_ids=[info.device] if info.device.type == "cuda" else None)
+
+        return TrainStep(
+            model, optimizer, info.device, cfg.amp, cfg.channels_last, cfg.step, cfg.grad_clip, scaler, wrap
         )
 
     def _check_input_size(self, model: nn.Module) -> None:
