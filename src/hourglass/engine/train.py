@@ -175,6 +175,8 @@ class _Trainer:
         self.out_dir = Path(cfg.train.out_dir)
         self.say: Callable[[str], None] = log if log is not None and info.is_main else (lambda s: None)
         self.runlog: NullLog = NullLog()
+        self.resumed_seconds = 0.0  # training seconds before the checkpoint a resumed run starts from
+        self.saved_at = time.monotonic()
 
     def run(
         self,
@@ -252,8 +254,9 @@ class _Trainer:
         status = "finished"
         last = best_path = None
         metrics: dict[str, float] = {}
-        train_time = 0.0
-        self.runlog.start(total_steps, step)
+        train_time = self.resumed_seconds
+        limit = cfg.train.time_limit_s
+        self.runlog.start(total_steps, step, None if limit is None else limit - train_time)
         try:
             with stop_requests() as stop:
                 epoch = step // steps_per_epoch
@@ -300,6 +303,11 @@ class _Trainer:
                         if cfg.train.max_steps is not None and step >= cfg.train.max_steps:
                             status = "max_steps"
                             break
+                        if self._save_due(step, steps_per_epoch):
+                            meta = self._meta(spec, meta_data, step, steps_per_epoch, metrics)
+                            last = self._save(
+                                "last", model, meta, optimizer, scheduler, scaler, steps_per_epoch, best, train_time
+                            )
                     epoch = step // steps_per_epoch
                     if status == "interrupted":
                         self.say(f"stop requested (SIGINT/SIGTERM): saving at step {step}")
@@ -311,19 +319,14 @@ class _Trainer:
                     )
                     if run_val:
                         metrics = self._validate(model, val_set, step, epoch)
-                    meta = {
-                        "model": spec,
-                        "data": meta_data,
-                        "step": step,
-                        "epoch": epoch,
-                        "metrics": metrics,
-                        "config": cfg.to_dict(),
-                    }
+                    meta = self._meta(spec, meta_data, step, steps_per_epoch, metrics)
                     key = cfg.train.best_metric
                     if run_val and key in metrics and (best is None or metrics[key] > best):
                         best = metrics[key]
                         best_path = self._save("best", model, meta, None, None, None, steps_per_epoch, best)
-                    last = self._save("last", model, meta, optimizer, scheduler, scaler, steps_per_epoch, best)
+                    last = self._save(
+                        "last", model, meta, optimizer, scheduler, scaler, steps_per_epoch, best, train_time
+                    )
                     if status != "finished":
                         break
         finally:
@@ -355,6 +358,28 @@ class _Trainer:
         return TrainStep(
             model, optimizer, info.device, cfg.amp, cfg.channels_last, cfg.step, cfg.grad_clip, scaler, wrap
         )
+
+    def _save_due(self, step: int, steps_per_epoch: int) -> bool:
+        """A mid-epoch save of ``last`` is due (``train.save_every_steps`` / ``save_every_minutes``); at an
+        epoch end the loop saves anyway."""
+        every, minutes = self.cfg.train.save_every_steps, self.cfg.train.save_every_minutes
+        if step % steps_per_epoch == 0:
+            return False
+        by_steps = every is not None and step % every == 0
+        return by_steps or (minutes is not None and time.monotonic() - self.saved_at >= 60 * minutes)
+
+    def _meta(
+        self, spec: dict[str, Any], data: dict[str, Any], step: int, steps_per_epoch: int, metrics: dict[str, float]
+    ) -> dict[str, Any]:
+        """Checkpoint metadata at ``step``: model, data, step, epoch, last validation metrics, config."""
+        return {
+            "model": spec,
+            "data": data,
+            "step": step,
+            "epoch": step // steps_per_epoch,
+            "metrics": metrics,
+            "config": self.cfg.to_dict(),
+        }
 
     def _check_input_size(self, model: nn.Module) -> None:
         multiple = getattr(model, "input_multiple", 1)
@@ -396,7 +421,10 @@ class _Trainer:
         scaler: Any,
         steps_per_epoch: int,
         best: float | None,
+        train_seconds: float = 0.0,
     ) -> Path | None:
+        if optimizer is not None:
+            self.saved_at = time.monotonic()
         if not self.info.is_main:
             return None
         path = self.out_dir / f"{name}.safetensors"
@@ -413,6 +441,7 @@ class _Trainer:
                     "scaler": scaler.state_dict(),
                     "rng": rng_state(),
                     "best": best,
+                    "train_seconds": train_seconds,
                 },
             )
         return save_checkpoint(path, model, meta)
@@ -452,4 +481,5 @@ class _Trainer:
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
+        self.resumed_seconds = float(state.get("train_seconds", 0.0))
         return int(state["step"]), state.get("best")
