@@ -12,7 +12,7 @@ from hourglass.cli import app
 from hourglass.engine.checkpoints import NORM_LAYERS
 from hourglass.engine.config import ConfigError, load_config
 from hourglass.engine.inspect import count_macs
-from hourglass.engine.step import TrainStep
+from hourglass.engine.step import TrainStep, resolve_step_mode
 from hourglass.engine.train import train
 from hourglass.engine.train_bench import benchmark_training, random_batch
 from hourglass.models import create_model
@@ -75,6 +75,15 @@ def test_bf16_weights_working_copy_follows_the_master_after_a_step() -> None:
         assert torch.equal(work, master.to(torch.bfloat16)), "the working copy is the master rounded to bf16"
 
 
+def test_auto_picks_bf16_weights_for_bf16_on_one_cpu_process() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_step_mode("auto", "bf16", cpu) == "bf16_weights"
+    assert resolve_step_mode("auto", "none", cpu) == "autocast"
+    assert resolve_step_mode("auto", "bf16", cpu, distributed=True) == "autocast"
+    assert resolve_step_mode("auto", "bf16", cuda) == "autocast"
+    assert resolve_step_mode("autocast", "bf16", cpu) == "autocast"
+
+
 def test_bf16_weights_needs_bf16() -> None:
     model = small_model()
     with pytest.raises(ConfigError, match=r"train.step=bf16_weights needs train.amp=bf16, got train.amp='none'"):
@@ -85,7 +94,7 @@ def test_bf16_weights_training_follows_the_autocast_loss_curve(tmp_path, make_co
     """Twelve steps of the real loop on the same data: per-step losses within a few % of autocast's (the
     curves are not bit-identical: rounding differs), and well below where they started."""
     common = ["train.amp=bf16", "train.channels_last=true", "train.epochs=3", "model.kwargs.num_channels=32"]
-    ref = train(make_config([*common, f"train.out_dir={tmp_path / 'ref'}"])[0])
+    ref = train(make_config([*common, "train.step=autocast", f"train.out_dir={tmp_path / 'ref'}"])[0])
     fast = train(make_config([*common, "train.step=bf16_weights", f"train.out_dir={tmp_path / 'fast'}"])[0])
     assert len(ref.losses) == len(fast.losses) == 12
     for i, (a, b) in enumerate(zip(ref.losses, fast.losses, strict=True)):
@@ -96,7 +105,7 @@ def test_bf16_weights_training_follows_the_autocast_loss_curve(tmp_path, make_co
 def test_bench_train_times_the_configured_step() -> None:
     cfg = load_config(None, ["model.name=hg1", "model.kwargs.num_channels=16", "model.kwargs.depth=2"])
     r = benchmark_training(cfg, batch=2, input_size=(64, 64), iters=2, warmup=1, measure_peak=False)
-    assert (r.step, r.amp, r.channels_last, r.optimizer) == ("autocast", "bf16", True, "rmsprop")
+    assert (r.step, r.amp, r.channels_last, r.optimizer) == ("bf16_weights", "bf16", True, "rmsprop")  # auto on CPU
     model = create_model("hg1", num_channels=16, depth=2, num_joints=16)
     assert r.train_gflop_per_step == pytest.approx(6 * count_macs(model, (3, 64, 64), batch=2) / 1e9)
     assert r.gflops == pytest.approx(r.train_gflop_per_step / (r.ms_per_step / 1e3))
@@ -114,4 +123,4 @@ def test_cli_bench_train_json() -> None:
     assert (row["step"], row["optimizer"], row["batch"], row["input_size"]) == ("bf16_weights", "adam", 2, [64, 64])
     assert row["samples_per_s"] > 0 and row["peak_gflops"] > 0 and 0 < row["peak_share"]
     bad = CliRunner().invoke(app, ["bench", "hg1", "--train", "--set", "train.step=fast"])
-    assert bad.exit_code == 1 and "train.step must be one of 'autocast', 'bf16_weights'" in bad.output
+    assert bad.exit_code == 1 and "train.step must be one of 'auto', 'autocast', 'bf16_weights'" in bad.output

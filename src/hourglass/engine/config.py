@@ -92,7 +92,8 @@ class TrainConfig:
     training, excluding start-up and evaluation).
 
     ``step`` is how a bf16 step runs (:mod:`hourglass.engine.step`): ``autocast`` casts fp32 weights in
-    every forward; ``bf16_weights`` trains a bf16 working copy with fp32 master weights (one process only).
+    every forward; ``bf16_weights`` trains a bf16 working copy with fp32 master weights (one process only);
+    ``auto`` picks ``bf16_weights`` for bf16 on a CPU in one process, else ``autocast``.
     ``last.safetensors`` is written at every epoch end and, mid-epoch, every ``save_every_steps`` steps
     and/or every ``save_every_minutes`` minutes of wall time, whichever comes first; ``--resume`` from a
     mid-epoch checkpoint continues at the same batch of the same epoch.
@@ -105,7 +106,7 @@ class TrainConfig:
     seed: int = 0
     amp: Literal["none", "bf16", "fp16"] = "bf16"
     channels_last: bool = True
-    step: Literal["autocast", "bf16_weights"] = "autocast"
+    step: Literal["auto", "autocast", "bf16_weights"] = "auto"
     sync_batchnorm: bool = False
     device: str = "auto"
     out_dir: str = "runs/train"

@@ -2,7 +2,8 @@
 
 A step is: move the batch to the device in the training memory format, forward under the training
 precision, :func:`~hourglass.losses.heatmap_loss` over all stacks, backward, optional gradient clipping,
-optimiser step. Two ways to run it in bf16 (``train.step``):
+optimiser step. Two ways to run it in bf16 (``train.step``; ``auto``, the default, picks ``bf16_weights``
+for bf16 on a CPU in one process, where it measured faster, and ``autocast`` otherwise):
 
 - ``autocast``: the model's parameters stay fp32 and ``torch.autocast`` casts each convolution's weight
   to bf16 in every forward (and its gradient back in every backward).
@@ -28,7 +29,7 @@ from hourglass.engine.config import ConfigError
 from hourglass.engine.precision import autocast_context
 from hourglass.losses import heatmap_loss
 
-STEP_MODES = ("autocast", "bf16_weights")
+STEP_MODES = ("auto", "autocast", "bf16_weights")
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -42,7 +43,8 @@ class TrainStep:
         device: where the batch goes.
         amp: ``none``, ``bf16`` or ``fp16`` (``train.amp``).
         channels_last: feed images (and keep the working copy) in channels_last (``train.channels_last``).
-        mode: ``autocast`` or ``bf16_weights`` (``train.step``; see the module docstring).
+        mode: ``auto``, ``autocast`` or ``bf16_weights`` (``train.step``; see the module docstring and
+            :func:`resolve_step_mode`); ``self.mode`` is the one that runs.
         grad_clip: clip the global gradient norm of the master parameters to this value.
         scaler: the fp16 gradient scaler (``autocast`` mode only); a disabled one by default.
         wrap: applied to the module that runs forward and backward (DDP); identity by default.
@@ -77,6 +79,7 @@ class TrainStep:
             raise ConfigError(f"train.step must be one of {', '.join(STEP_MODES)}, got {mode!r}")
         if mode == "bf16_weights" and amp != "bf16":
             raise ConfigError(f"train.step=bf16_weights needs train.amp=bf16, got train.amp={amp!r}")
+        mode = resolve_step_mode(mode, amp, device)
         self.model = model
         self.optimizer = optimizer
         self.device = device
@@ -122,6 +125,17 @@ class TrainStep:
             with torch.no_grad():
                 torch._foreach_copy_([w for _, w in self.pairs], [m for m, _ in self.pairs])
         return loss.detach()
+
+
+def resolve_step_mode(mode: str, amp: str, device: torch.device, distributed: bool = False) -> str:
+    """``auto`` -> ``bf16_weights`` for ``amp=bf16`` on a CPU in one process, else ``autocast``; others as given.
+
+    ``bf16_weights`` measured 1.05-1.16x the autocast step on an AMD EPYC (``docs/BENCHMARKS.md``); it is
+    not used under DDP (one process only) nor on CUDA, where it was not measured.
+    """
+    if mode != "auto":
+        return mode
+    return "bf16_weights" if amp == "bf16" and device.type == "cpu" and not distributed else "autocast"
 
 
 def bf16_working_copy(

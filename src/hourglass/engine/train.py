@@ -51,7 +51,7 @@ from hourglass.engine.distributed import (
 )
 from hourglass.engine.optim import build_optimizer, build_scheduler
 from hourglass.engine.runlog import NullLog, RunLog, plot_curves
-from hourglass.engine.step import TrainStep
+from hourglass.engine.step import TrainStep, resolve_step_mode
 
 
 class TrainingDiverged(ValueError):
@@ -347,17 +347,16 @@ class _Trainer:
     def _make_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any) -> TrainStep:
         """The step of ``train.step`` over ``model``, wrapped in DDP when distributed."""
         cfg, info = self.cfg.train, self.info
-        if info.distributed and cfg.step != "autocast":
-            raise ConfigError(f"train.step={cfg.step!r} runs in one process; use train.step=autocast with torchrun")
+        if info.distributed and cfg.step == "bf16_weights":
+            raise ConfigError("train.step='bf16_weights' runs in one process; use train.step=autocast with torchrun")
+        mode = resolve_step_mode(cfg.step, cfg.amp, info.device, info.distributed)
 
         def wrap(net: nn.Module) -> nn.Module:
             if not info.distributed:
                 return net
             return DistributedDataParallel(net, device_ids=[info.device] if info.device.type == "cuda" else None)
 
-        return TrainStep(
-            model, optimizer, info.device, cfg.amp, cfg.channels_last, cfg.step, cfg.grad_clip, scaler, wrap
-        )
+        return TrainStep(model, optimizer, info.device, cfg.amp, cfg.channels_last, mode, cfg.grad_clip, scaler, wrap)
 
     def _save_due(self, step: int, steps_per_epoch: int) -> bool:
         """A mid-epoch save of ``last`` is due (``train.save_every_steps`` / ``save_every_minutes``); at an

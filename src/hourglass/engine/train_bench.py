@@ -133,7 +133,7 @@ def benchmark_training(
     return TrainBenchResult(
         model=cfg.model.name,
         kwargs=dict(cfg.model.kwargs),
-        step=cfg.train.step,
+        step=step.mode,
         amp=cfg.train.amp,
         channels_last=cfg.train.channels_last,
         optimizer=cfg.optim.name,
