@@ -255,7 +255,9 @@ def export(
 
 @app.command()
 def bench(
-    model: Annotated[str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint")],
+    model: Annotated[
+        str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint (--train: a preset)")
+    ],
     backend: Annotated[str, typer.Option(help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
     batch: Annotated[int | None, typer.Option(help="images per call (default 1; --train: train.batch_size)")] = None,
