@@ -412,10 +412,12 @@ def export(
 
 @app.command()
 def bench(
-    model: Annotated[str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint")],
+    model: Annotated[
+        str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint (--train: a preset)")
+    ],
     backend: Annotated[str, typer.Option(help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
-    batch: Annotated[int, typer.Option(help="images per call")] = 1,
+    batch: Annotated[int | None, typer.Option(help="images per call (default 1; --train: train.batch_size)")] = None,
     input_size: HeightWidth = None,
     iters: Annotated[int, typer.Option(help="timed calls (median reported)")] = 20,
     accuracy: Annotated[
@@ -423,14 +425,43 @@ def bench(
     ] = 0,
     fold: Annotated[bool, typer.Option("--fold/--no-fold", help="fold BatchNorm (no: the plain export)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object per line")] = False,
+    train: Annotated[
+        bool, typer.Option("--train", help="time the training step of `hourglass train` instead of inference")
+    ] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="--train: model keyword (num_channels=128) or dotted config key (train.step=...)"),
+    ] = None,
+    config: Annotated[str | None, typer.Option(help="--train: recipe whose optim/train settings are used")] = None,
 ) -> None:
-    """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory."""
+    """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory.
+
+    With --train: samples/s, ms per step, GFLOP/s and peak share of the training step `hourglass train` runs.
+    """
     import json
 
     from hourglass.inference.bench import benchmark
 
+    if train:
+        from hourglass.config import load_config
+        from hourglass.training.train_bench import benchmark_training, format_train_result
+
+        sets = [f"model.name={model}"] + [
+            s if "." in s.partition("=")[0] else f"model.kwargs.{s}" for s in overrides or []
+        ]
+        row = run_guarded(lambda: benchmark_training(load_config(config, sets), batch, input_size, iters=iters))
+        if as_json:
+            print(json.dumps(row.to_json()), flush=True)
+        else:
+            console.print(format_train_result(row), highlight=False, soft_wrap=True)
+        return
+    if overrides or config:
+        err_console.print("[bold red]error:[/] --set and --config apply to bench --train only", highlight=False)
+        raise typer.Exit(2)
     result = run_guarded(
-        lambda: benchmark(model, backend, precision, batch, input_size, iters=iters, fold=fold, accuracy_num=accuracy)
+        lambda: benchmark(
+            model, backend, precision, batch or 1, input_size, iters=iters, fold=fold, accuracy_num=accuracy
+        )
     )
     if as_json:
         print(json.dumps(result.to_json()), flush=True)

@@ -95,6 +95,13 @@ class TrainConfig:
 
     Training stops at whichever comes first of ``epochs``, ``max_steps`` and ``time_limit_s`` (seconds of
     training, excluding start-up and evaluation).
+
+    ``step`` is how a bf16 step runs (:mod:`hourglass.training.step`): ``autocast`` casts fp32 weights in
+    every forward; ``bf16_weights`` trains a bf16 working copy with fp32 master weights (one process only);
+    ``auto`` picks ``bf16_weights`` for bf16 on a CPU in one process, else ``autocast``.
+    ``last.safetensors`` is written at every epoch end and, mid-epoch, every ``save_every_steps`` steps
+    and/or every ``save_every_minutes`` minutes of wall time, whichever comes first; ``--resume`` from a
+    mid-epoch checkpoint continues at the same batch of the same epoch.
     """
 
     epochs: int = 1
@@ -104,6 +111,7 @@ class TrainConfig:
     seed: int = 0
     amp: Literal["none", "bf16", "fp16"] = "bf16"
     channels_last: bool = True
+    step: Literal["auto", "autocast", "bf16_weights"] = "auto"
     sync_batchnorm: bool = False
     device: str = "auto"
     out_dir: str = "runs/train"
@@ -113,6 +121,8 @@ class TrainConfig:
     grad_clip: float | None = None
     progress: bool = True
     tensorboard: bool = True
+    save_every_steps: int | None = None
+    save_every_minutes: float | None = None
 
 
 @dataclass
@@ -227,6 +237,10 @@ def validate(cfg: Config, source: str = "config") -> None:
     need(cfg.train.epochs >= 1, "train.epochs", ">= 1", cfg.train.epochs)
     need(cfg.train.max_steps is None or cfg.train.max_steps >= 0, "train.max_steps", ">= 0", cfg.train.max_steps)
     need(cfg.train.log_every >= 1, "train.log_every", ">= 1", cfg.train.log_every)
+    every = cfg.train.save_every_steps
+    need(every is None or every >= 1, "train.save_every_steps", ">= 1 (or null)", every)
+    minutes = cfg.train.save_every_minutes
+    need(minutes is None or minutes > 0, "train.save_every_minutes", "> 0 (or null)", minutes)
     need(cfg.train.val_every >= 0, "train.val_every", ">= 0 (0 disables validation)", cfg.train.val_every)
     need(cfg.eval.batch_size >= 1, "eval.batch_size", ">= 1", cfg.eval.batch_size)
     need(cfg.train.device in ("auto", "cpu") or cfg.train.device.startswith("cuda"), "train.device",

@@ -83,3 +83,48 @@ def test_sigint_saves_then_resume_finishes(tmp_path: Path, make_config) -> None:
     assert read_metadata(out / "last.safetensors")["step"] == 12  # 3 epochs of 4 steps
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 13))  # one log continued: no step missing or repeated
+
+
+def test_sigkill_mid_epoch_then_resume_repeats_an_uninterrupted_run(tmp_path: Path, make_config) -> None:
+    """A real ``hourglass train`` killed with SIGKILL (no chance to save) between two mid-epoch checkpoints
+    (``train.save_every_steps=3``, 16 steps per epoch) resumes from the last one and logs exactly the
+    losses of an uninterrupted run."""
+    sets = ["train.batch_size=2", "train.save_every_steps=3", "train.log_every=1"]
+    _, path = make_config()
+    args = ["train", "--config", str(path)] + [a for s in sets for a in ("--set", s)]
+    full = _run(*args, "--set", f"train.out_dir={tmp_path / 'full'}")
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hourglass", *args, "--set", "train.epochs=50"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline, logged = time.monotonic() + 150, 0
+        while time.monotonic() < deadline and logged < 7:
+            log = out / "metrics.jsonl"
+            logged = len(log.read_text().splitlines()) if log.is_file() else 0
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    from hourglass.checkpoint.io import read_metadata
+
+    saved = read_metadata(out / "last.safetensors")["step"]
+    assert saved in (6, 9, 12, 15), f"killed at step {saved}: expected a mid-epoch checkpoint of epoch 0"
+    done = _run(*args, "--resume", str(out / "last.safetensors"))
+    assert done.returncode == 0, done.stderr
+
+    def losses(run: Path) -> list[tuple[int, float]]:
+        return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+
+    assert losses(out) == losses(tmp_path / "full") and len(losses(out)) == 32

@@ -113,3 +113,55 @@ def test_end_to_end_writes_the_run_files(tmp_path: Path, make_config) -> None:
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert load_config(out / "config.yaml").train.amp == "bf16"
+
+
+class Crash(Exception):
+    """Stands for a process dying between two steps: no graceful save."""
+
+
+@pytest.mark.parametrize("step_mode", ["autocast", "bf16_weights"])
+def test_resume_from_a_mid_epoch_checkpoint_repeats_the_uninterrupted_losses(
+    tmp_path: Path, make_config, step_mode: str
+) -> None:
+    """``train.save_every_steps=3`` writes ``last`` at steps 3, 6 and 9 (mid-epoch: 4 steps per epoch) besides the
+    epoch ends; a run that dies at step 8, before its epoch-end save, resumes from step 6, the middle of
+    epoch 1, and continues with exactly the losses of an uninterrupted run (sampler position, augmentation,
+    RNG, optimiser and schedule), in both step modes."""
+    sets = ["train.epochs=3", "train.save_every_steps=3", "optim.schedule=cosine", "optim.warmup_steps=2"]
+    if step_mode == "bf16_weights":
+        sets += ["train.amp=bf16", "train.channels_last=true", "train.step=bf16_weights"]
+    full = train(make_config([*sets, "train.out_dir=" + str(tmp_path / "full")])[0])
+    assert full.status == "finished" and full.step == 12
+
+    def die(step: int, loss: float) -> None:
+        if step == 8:
+            raise Crash
+
+    cfg = make_config([*sets, "train.out_dir=" + str(tmp_path / "part")])[0]
+    seen: list[float] = []
+    with pytest.raises(Crash):
+        train(cfg, on_step=lambda step, loss: (seen.append(loss), die(step, loss)))
+    last = tmp_path / "part" / "last.safetensors"
+    meta = read_metadata(last)
+    assert (meta["step"], meta["epoch"]) == (6, 1)
+    rest = train(cfg, resume=last)
+    assert rest.step == 12 and len(rest.losses) == 6
+    assert seen[:6] + rest.losses == full.losses
+    assert len(set(full.losses)) == 12
+
+
+def test_save_every_minutes_and_plain_progress_lines(tmp_path: Path, make_config, capsys) -> None:
+    """Every step is past a tiny ``save_every_minutes``: ``last`` is then saved mid-epoch too. With
+    progress on and stderr not a terminal (pytest captures it), a plain line is printed every log_every."""
+    cfg = make_config(["train.save_every_minutes=1e-9", "train.progress=true", "train.log_every=2"])[0]
+    saved: list[int] = []
+
+    def note(step: int, loss: float) -> None:
+        path = tmp_path / "run" / "last.safetensors"
+        saved.append(read_metadata(path)["step"] if path.exists() else 0)
+
+    train(cfg, on_step=note)
+    assert saved == [0, 1, 2, 3, 4, 5, 6, 7]  # each step sees the save of the step before it
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("step ")]
+    assert [x.split()[1] for x in lines] == ["2/8", "4/8", "6/8", "8/8"]
+    assert all(k in lines[0] for k in ("epoch 0", "loss ", "lr ", "samples/s", "elapsed ", "left "))

@@ -644,7 +644,7 @@ def _predict_stream(
     Both files are written atomically once the stream has ended; a camera stopped with Ctrl+C keeps the
     frames it has.
     """
-    from hourglass.checkpoint.io import atomic_write
+    from hourglass.files import atomic_write
     from hourglass.inference.video import camera_source, folder_source, video_source
 
     try:

@@ -41,10 +41,8 @@ from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
 from hourglass.data.dataset import collate, worker_init_fn
-from hourglass.device import autocast_context
 from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
 from hourglass.files import atomic_write
-from hourglass.losses import heatmap_loss
 from hourglass.training.distributed import (
     DistInfo,
     ShardedSampler,
@@ -55,6 +53,7 @@ from hourglass.training.distributed import (
 )
 from hourglass.training.optim import build_optimizer, build_scheduler
 from hourglass.training.runlog import NullLog, RunLog, plot_curves
+from hourglass.training.step import TrainStep, resolve_step_mode
 
 
 @dataclass
@@ -169,7 +168,8 @@ class _Trainer:
         self.best: float | None = None
         self.losses: list[float] = []
         self.metrics: dict[str, float] = {}
-        self.train_time = 0.0
+        self.train_time = 0.0  # seconds of training, those before a resumed checkpoint included
+        self.saved_at = time.monotonic()  # when `last` was last saved with its resume state
         self.budget_spent = 0.0  # share of train.time_limit_s used, the same on every rank
         self.last_path: Path | None = None
         self.best_path: Path | None = None
@@ -180,7 +180,8 @@ class _Trainer:
             self.resume(Path(resume))
         self.open_outputs(resumed=resume is not None)
         status = "finished"
-        self.runlog.start(self.total_steps, self.step)
+        limit = self.cfg.train.time_limit_s
+        self.runlog.start(self.total_steps, self.step, None if limit is None else limit - self.train_time)
         try:
             with stop_requests() as stop:
                 self.epoch = self.step // self.steps_per_epoch
@@ -219,7 +220,6 @@ class _Trainer:
             self.optimizer, cfg.optim, self.steps_per_epoch, self.total_steps, lambda: self.budget_spent
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and info.device.type == "cuda")
-        self.autocast = autocast_context(info.device, cfg.train.amp)
 
     def _build_model(self) -> nn.Module:
         cfg, info = self.cfg, self.info
@@ -274,15 +274,12 @@ class _Trainer:
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         self.step, self.best = int(state["step"]), state.get("best")
+        self.train_time = float(state.get("train_seconds", 0.0))
 
     def open_outputs(self, resumed: bool) -> None:
-        """Rank 0: ``config.yaml`` and the run log in ``train.out_dir``; every rank: the DDP wrapper, one line."""
+        """Rank 0: ``config.yaml`` and the run log in ``train.out_dir``; every rank: the step (DDP-wrapped)."""
         cfg, info = self.cfg, self.info
-        self.ddp = (
-            DistributedDataParallel(self.model, device_ids=[info.device] if info.device.type == "cuda" else None)
-            if info.distributed
-            else self.model
-        )
+        self.step_fn = self._make_step()
         if info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.out_dir / "config.yaml", lambda tmp: Path(tmp).write_text(yaml.safe_dump(cfg.to_dict())))
@@ -299,7 +296,24 @@ class _Trainer:
             f"training {self.meta.model} ({sum(p.numel() for p in self.model.parameters()):,} parameters) on "
             f"{len(self.train_set)} samples, {self.steps_per_epoch} steps/epoch, global batch "
             f"{cfg.train.batch_size} over {info.world_size} process(es) on {info.device}, amp={cfg.train.amp}"
+            + f", step {self.step_fn.mode}"
             + (f", resuming at step {self.step}" if self.step else "")
+        )
+
+    def _make_step(self) -> TrainStep:
+        """The step of ``train.step`` over the model, wrapped in DDP when distributed."""
+        cfg, info = self.cfg.train, self.info
+        if info.distributed and cfg.step == "bf16_weights":
+            raise ConfigError("train.step='bf16_weights' runs in one process; use train.step=autocast with torchrun")
+        mode = resolve_step_mode(cfg.step, cfg.amp, info.device, info.distributed)
+
+        def wrap(net: nn.Module) -> nn.Module:
+            if not info.distributed:
+                return net
+            return DistributedDataParallel(net, device_ids=[info.device] if info.device.type == "cuda" else None)
+
+        return TrainStep(
+            self.model, self.optimizer, info.device, cfg.amp, cfg.channels_last, mode, cfg.grad_clip, self.scaler, wrap
         )
 
     # --- the steps ------------------------------------------------------------------------------------
@@ -310,7 +324,6 @@ class _Trainer:
         cfg = self.cfg
         self.sampler.set_epoch(self.epoch, start_batch=self.step % self.steps_per_epoch)
         self.train_set.set_epoch(self.epoch)
-        self.ddp.train()
         t_last = time.perf_counter()
         for batch in self._loader():
             loss = self.train_step(batch)
@@ -328,7 +341,19 @@ class _Trainer:
                 return "interrupted" if stop_now else "time_limit"
             if cfg.train.max_steps is not None and self.step >= cfg.train.max_steps:
                 return "max_steps"
+            if self._save_due():
+                meta = dataclasses.replace(self.meta, step=self.step, epoch=self.epoch, metrics=self.metrics)
+                self.last_path = self._save("last", meta, with_state=True)
         return "finished"
+
+    def _save_due(self) -> bool:
+        """A mid-epoch save of ``last`` is due (``train.save_every_steps`` / ``save_every_minutes``); at an
+        epoch's end :meth:`end_epoch` saves anyway."""
+        every, minutes = self.cfg.train.save_every_steps, self.cfg.train.save_every_minutes
+        if self.step % self.steps_per_epoch == 0:
+            return False
+        by_steps = every is not None and self.step % every == 0
+        return by_steps or (minutes is not None and time.monotonic() - self.saved_at >= 60 * minutes)
 
     def _loader(self) -> DataLoader:
         return DataLoader(
@@ -344,32 +369,20 @@ class _Trainer:
         )
 
     def train_step(self, batch: dict[str, Any]) -> float:
-        """One optimiser step on ``batch``; returns the loss (mean over ranks). Advances ``step`` and the schedule.
+        """One optimiser step on ``batch`` (:class:`TrainStep`); returns the loss (mean over ranks). Advances
+        ``step`` and the schedule.
 
         Raises:
-            TrainingDiverged: a NaN or infinite loss (before the weights change).
+            TrainingDiverged: a NaN or infinite loss (nothing is saved after it, so the last good checkpoint
+                stays as it was).
         """
-        device = self.info.device
-        images = batch["image"].to(device, non_blocking=True, memory_format=self.memory_format)
-        targets = batch["heatmaps"].to(device, non_blocking=True)
-        weights = batch["weights"].to(device, non_blocking=True)
-        with self.autocast:
-            outputs = self.ddp(images)
-        loss = heatmap_loss(outputs, targets, weights)
-        loss_value = float(all_reduce_mean(loss.detach()))
+        loss_value = float(all_reduce_mean(self.step_fn(batch)))
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss is {loss_value} at step {self.step + 1} (epoch {self.epoch}); training stopped. The last "
                 f"good checkpoint in {self.out_dir} was not overwritten. Lower optim.lr, enable "
                 "train.grad_clip or check the data"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.cfg.train.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
         self.lr_used = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.step += 1
@@ -417,6 +430,8 @@ class _Trainer:
 
     def _save(self, name: str, meta: CheckpointMeta, with_state: bool) -> Path | None:
         """Rank 0 writes ``<name>.safetensors`` and, ``with_state``, the resume state beside it."""
+        if with_state:
+            self.saved_at = time.monotonic()
         if not self.info.is_main:
             return None
         path = self.out_dir / f"{name}.safetensors"
@@ -433,6 +448,7 @@ class _Trainer:
                     "scaler": self.scaler.state_dict(),
                     "rng": rng_state(),
                     "best": self.best,
+                    "train_seconds": self.train_time,
                 },
             )
         return save_checkpoint(path, self.model, meta)

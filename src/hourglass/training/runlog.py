@@ -6,6 +6,7 @@ Only rank 0 creates a :class:`RunLog`; the other ranks get :class:`NullLog`, whi
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from hourglass.files import atomic_write
 class NullLog:
     """The logger of non-zero ranks and of quiet runs: every method is a no-op."""
 
-    def start(self, total_steps: int | None, done: int = 0) -> None:
+    def start(self, total_steps: int | None, done: int = 0, time_limit_s: float | None = None) -> None:
         pass
 
     def step(self, step: int, epoch: int, loss: float, lr: float, samples_per_s: float) -> None:
@@ -47,7 +48,8 @@ class RunLog(NullLog):
     Args:
         out_dir: run folder.
         log_every: write a training record every this many steps (the bar updates every step).
-        progress: show the bar (off for tests and non-interactive use).
+        progress: show progress: a bar when ``console`` is a terminal, else (a log file, CI, a cluster job)
+            a plain line every ``log_every`` steps (:func:`progress_line`). Off for tests.
         tensorboard: write TensorBoard scalars.
         console: where the bar and messages go.
         resume_step: the step a resumed run starts from; ``None`` for a fresh run.
@@ -86,9 +88,16 @@ class RunLog(NullLog):
         self._progress: Progress | None = None
         self._task: Any = None
         self._show = progress
+        self._plain = progress and not self.console.is_terminal
+        self._total: int | None = None
+        self._time_limit: float | None = None
+        self._t0 = time.perf_counter()
+        self._done0 = 0
 
-    def start(self, total_steps: int | None, done: int = 0) -> None:
-        if not self._show:
+    def start(self, total_steps: int | None, done: int = 0, time_limit_s: float | None = None) -> None:
+        self._total, self._time_limit = total_steps, time_limit_s
+        self._t0, self._done0 = time.perf_counter(), done
+        if not self._show or self._plain:
             return
         self._progress = Progress(
             TextColumn("[bold]train"),
@@ -107,6 +116,12 @@ class RunLog(NullLog):
             info = f"epoch {epoch} loss {loss:.3e} lr {lr:.2e} {samples_per_s:.1f} samples/s"
             self._progress.update(self._task, completed=step, info=info)
         if step % self.log_every == 0:
+            if self._plain:
+                elapsed = time.perf_counter() - self._t0
+                line = progress_line(
+                    step, self._total, epoch, loss, lr, samples_per_s, elapsed, step - self._done0, self._time_limit
+                )
+                self.console.print(line, highlight=False, markup=False, soft_wrap=True)
             self._write({"step": step, "epoch": epoch, "loss": loss, "lr": lr, "samples_per_s": samples_per_s})
             if self._tb is not None:
                 self._tb.add_scalar("train/loss", loss, step)
@@ -134,6 +149,41 @@ class RunLog(NullLog):
     def _write(self, record: dict[str, Any]) -> None:
         self._jsonl.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
         self._jsonl.flush()
+
+
+def progress_line(
+    step: int,
+    total: int | None,
+    epoch: int,
+    loss: float,
+    lr: float,
+    samples_per_s: float,
+    elapsed: float,
+    steps_done: int,
+    time_limit_s: float | None = None,
+) -> str:
+    """One plain progress line, e.g. ``step 120/3000 epoch 0 loss 1.234e-03 lr 2.00e-03 15.2 samples/s
+    elapsed 0:01:20 left 0:31:10``.
+
+    ``elapsed`` seconds were spent on ``steps_done`` steps in this process; time left extrapolates that
+    rate to ``total`` and, with a time limit, is at most what remains of ``time_limit_s`` (an estimate:
+    evaluation time is not excluded).
+    """
+    parts = [f"step {step}" + (f"/{total}" if total else ""), f"epoch {epoch}", f"loss {loss:.4e}", f"lr {lr:.3e}"]
+    parts += [f"{samples_per_s:.1f} samples/s", f"elapsed {_clock(elapsed)}"]
+    left = None
+    if total and steps_done > 0:
+        left = max(0.0, (total - step) * elapsed / steps_done)
+    if time_limit_s is not None:
+        left = min(left if left is not None else math.inf, max(0.0, time_limit_s - elapsed))
+    if left is not None:
+        parts.append(f"left {_clock(left)}")
+    return " ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,185 @@
+"""``hourglass bench --train``: time the training step ``hourglass train`` runs, on random data.
+
+The step is :class:`~hourglass.training.step.TrainStep` built from a :class:`~hourglass.config.Config`
+exactly as the training loop builds it (model, optimiser, ``train.amp``, ``train.channels_last``,
+``train.step``, ``train.grad_clip``); only data loading and the learning-rate schedule are left out.
+
+FLOP convention: a training step counts 3 passes' worth of the forward's convolution multiply-adds
+(forward, gradient of the input, gradient of the weights) at 2 FLOPs each, ``3 * 2 * MACs``; BatchNorm,
+ReLU, pooling, additions and the optimiser are not counted, as in the inference bench. The share of the
+peak compares with the 3x3 convolution peak :func:`~hourglass.inference.bench.conv_peak_gflops` measures in
+the same process, at the step's precision.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hourglass.checkpoint.io import build_model
+from hourglass.checkpoint.meta import CheckpointMeta
+from hourglass.config import Config
+from hourglass.data.skeletons import Skeleton
+from hourglass.models.summary import count_macs
+from hourglass.training.optim import build_optimizer
+from hourglass.training.step import TrainStep
+
+FLOP_CONVENTION = "3 x forward conv multiply-adds x 2 FLOPs (forward, input grad, weight grad)"
+
+
+@dataclass
+class TrainBenchResult:
+    """One timed training configuration; ``to_json`` gives the ``hourglass bench --train --json`` line."""
+
+    model: str
+    kwargs: dict[str, Any]
+    step: str
+    amp: str
+    channels_last: bool
+    optimizer: str
+    batch: int
+    input_size: tuple[int, int]
+    ms_per_step: float
+    ms_min: float
+    ms_p10: float
+    ms_p90: float
+    cpu_ms_per_step: float
+    samples_per_s: float
+    train_gflop_per_step: float
+    gflops: float
+    peak_gflops: float
+    peak_share: float
+    peak_engine: str
+    threads: int
+    cpu: str
+    flop_convention: str = FLOP_CONVENTION
+
+    def to_json(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["input_size"] = list(self.input_size)
+        return row
+
+
+def random_batch(batch: int, input_size: tuple[int, int], num_joints: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """``{"image": (B, 3, H, W) in [0, 1], "heatmaps": (B, K, H/4, W/4), "weights": (B, K) ones}``."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = input_size
+    return {
+        "image": torch.rand(batch, 3, h, w, generator=g),
+        "heatmaps": torch.rand(batch, num_joints, h // 4, w // 4, generator=g),
+        "weights": torch.ones(batch, num_joints),
+    }
+
+
+def build_train_step(cfg: Config, device: torch.device, num_joints: int = 16) -> TrainStep:
+    """The model (seeded with ``train.seed``), optimiser and step of ``cfg``, as the training loop makes them."""
+    torch.manual_seed(cfg.train.seed)
+    joints = tuple(f"joint{k}" for k in range(cfg.model.kwargs.get("num_joints", num_joints)))
+    skeleton = Skeleton("bench", joints, tuple(range(len(joints))), (), ())
+    model = build_model(CheckpointMeta.from_config(cfg, skeleton))
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    return TrainStep(
+        model, optimizer, device, cfg.train.amp, cfg.train.channels_last, cfg.train.step, cfg.train.grad_clip
+    )
+
+
+def benchmark_training(
+    cfg: Config,
+    batch: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    iters: int = 10,
+    warmup: int = 3,
+    measure_peak: bool = True,
+) -> TrainBenchResult:
+    """Median wall time of ``iters`` training steps of ``cfg`` (after ``warmup``), on one random batch.
+
+    Args:
+        cfg: model, optimiser and ``train`` settings (``model.kwargs.num_joints`` defaults to 16).
+        batch: images per step (default ``train.batch_size``).
+        input_size: ``(H, W)`` (default ``data.input_size``).
+        measure_peak: time the peak convolution too (``peak_gflops``, ``peak_share``; 0 when off).
+    """
+    from hourglass.inference.bench import conv_peak_gflops, cpu_name
+    from hourglass.training.distributed import resolve_device
+
+    batch = cfg.train.batch_size if batch is None else batch
+    h, w = input_size if input_size is not None else cfg.data.input_size
+    if batch < 1 or h < 1 or w < 1:
+        raise ValueError(f"bench --train: batch and input size must be positive, got batch {batch}, {h}x{w}")
+    device = resolve_device(cfg.train.device)
+    num_joints = int(cfg.model.kwargs.get("num_joints", 16))
+    step = build_train_step(cfg, device, num_joints)
+    data = random_batch(batch, (h, w), num_joints)
+    for _ in range(warmup):
+        step(data)
+    walls, cpus = [], []
+    for _ in range(iters):
+        sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        step(data)
+        sync(device)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    times = np.asarray(walls)
+    seconds = float(np.median(times))
+    macs = count_macs(step.model, (3, h, w), batch=batch)
+    flop = 3 * 2 * macs
+    precision = "bf16" if cfg.train.amp == "bf16" else "fp32"
+    peak, engine = conv_peak_gflops(precision) if measure_peak and device.type == "cpu" else (0.0, "")
+    gflops = flop / seconds / 1e9
+    return TrainBenchResult(
+        model=cfg.model.name,
+        kwargs=dict(cfg.model.kwargs),
+        step=step.mode,
+        amp=cfg.train.amp,
+        channels_last=cfg.train.channels_last,
+        optimizer=cfg.optim.name,
+        batch=batch,
+        input_size=(int(h), int(w)),
+        ms_per_step=1e3 * seconds,
+        ms_min=1e3 * float(times.min()),
+        ms_p10=1e3 * float(np.percentile(times, 10)),
+        ms_p90=1e3 * float(np.percentile(times, 90)),
+        cpu_ms_per_step=1e3 * float(np.median(cpus)),
+        samples_per_s=batch / seconds,
+        train_gflop_per_step=flop / 1e9,
+        gflops=gflops,
+        peak_gflops=peak,
+        peak_share=gflops / peak if peak else 0.0,
+        peak_engine=engine,
+        threads=torch.get_num_threads(),
+        cpu=cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
+    )
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (a no-op on CPU), so a wall-clock interval covers the step."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def format_train_result(r: TrainBenchResult) -> str:
+    """Human-readable lines for one ``bench --train`` row."""
+    kwargs = " ".join(f"{k}={v}" for k, v in r.kwargs.items())
+    lines = [
+        f"{r.model}{' ' + kwargs if kwargs else ''}: training step ({r.step}, amp {r.amp}, "
+        f"{'channels_last' if r.channels_last else 'contiguous'}, {r.optimizer}), batch {r.batch}, "
+        f"{r.input_size[0]}x{r.input_size[1]}",
+        f"  step      {r.ms_per_step:.1f} ms median (min {r.ms_min:.1f}, p10 {r.ms_p10:.1f}, p90 {r.ms_p90:.1f}); "
+        f"CPU time {r.cpu_ms_per_step:.1f} ms",
+        f"  samples   {r.samples_per_s:.2f} samples/s",
+        f"  compute   {r.gflops:.1f} GFLOP/s ({r.train_gflop_per_step:.1f} GFLOP per step: {r.flop_convention})",
+    ]
+    if r.peak_gflops:
+        lines.append(
+            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {'bf16' if r.amp == 'bf16' else 'fp32'}, "
+            f"{r.peak_engine}); share {100 * r.peak_share:.1f}%"
+        )
+    lines.append(f"  machine   {r.cpu}, {r.threads} threads")
+    return "\n".join(lines)
