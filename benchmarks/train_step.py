@@ -21,7 +21,7 @@ import time
 import torch
 
 from hourglass.config import load_config
-from hourglass.inference.bench import cpu_name
+from hourglass.device import cpu_name
 from hourglass.training.train_bench import build_train_step, random_batch
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from contextlib import AbstractContextManager
 
 import torch
@@ -51,3 +52,15 @@ def autocast_context(device: torch.device, amp: str) -> AbstractContextManager:
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs CUDA (gradient scaling); use 'bf16' or 'none' on CPU")
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

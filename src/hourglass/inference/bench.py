@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
-from hourglass.device import autocast_context
+from hourglass.device import autocast_context, cpu_name
 from hourglass.errors import ConfigError
 from hourglass.models.summary import count_macs
 
@@ -70,18 +70,6 @@ class BenchResult:
         row = asdict(self)
         row["input_size"] = list(self.input_size)
         return row
-
-
-def cpu_name() -> str:
-    """The CPU model from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss_mib() -> float:

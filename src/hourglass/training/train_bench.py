@@ -105,7 +105,8 @@ def benchmark_training(
         input_size: ``(H, W)`` (default ``data.input_size``).
         measure_peak: time the peak convolution too (``peak_gflops``, ``peak_share``; 0 when off).
     """
-    from hourglass.inference.bench import conv_peak_gflops, cpu_name
+    from hourglass.device import cpu_name
+    from hourglass.inference.bench import conv_peak_gflops
     from hourglass.training.distributed import resolve_device
 
     batch = cfg.train.batch_size if batch is None else batch
