@@ -1,4 +1,10 @@
-"""Import checkpoints of princeton-vl/pytorch_stacked_hourglass (the authors' lab's PyTorch code).
+"""Import published Stacked Hourglass weights as our ``.safetensors`` checkpoints.
+
+Families (``hourglass convert --from bearpaw|princeton-vl|torch7|auto``); ``auto`` tells them apart by the
+file's tensor names. Pickled files load with ``torch.load(weights_only=True)`` (no code runs).
+
+princeton-vl/pytorch_stacked_hourglass (the authors' lab's PyTorch code)
+-----------------------------------------------------------------------
 
 Their ``PoseNet(nstack, inp_dim=256, oup_dim=16)`` is the same network as our
 :class:`~hourglass.models.StackedHourglass` (``models/posenet.py``, ``models/layers.py``); only the
@@ -29,23 +35,59 @@ Their input convention (``data/MPII/dp.py``, ``test.py``): RGB images (``cv2.imr
 float values ``/ 255`` in [0, 1], no mean/std normalisation, 256x256 crops fed channels-last
 ``(B, H, W, 3)`` (``PoseNet.forward`` permutes to ``(B, 3, H, W)``); heatmaps 64x64. Ours takes
 ``(B, 3, H, W)`` directly, otherwise the same values.
+
+bearpaw/pytorch-pose (and anibali/pytorch-stacked-hourglass's ``bearpaw_hg*.pth`` copies)
+------------------------------------------------------------------------------------------
+
+``pose/models/hourglass.py``: ``HourglassNet(Bottleneck, num_stacks, num_blocks)``, built here by the
+``bearpaw-hgN`` presets (``num_blocks`` blocks per unit, its wider stem; see
+:class:`~hourglass.models.StackedHourglass`). Per stack ``s``, level ``i`` (1 = full resolution) is their
+``hg.s.hg.{depth - i}``, whose children ``0, 1, 2`` are ``up1, low1, low3`` and whose ``3`` (innermost
+level only) is the bottom:
+
+=====================================  ==========================================
+theirs                                 ours
+=====================================  ==========================================
+``conv1``, ``bn1``                     ``stem.conv``, ``stem.bn``
+``layer1.0``, ``layer2.0``,            ``stem.res1``, ``stem.res2``, ``stem.res3``
+``layer3.0``
+``hg.s.hg.{depth-i}.0.j``              ``hourglasses.s.skipconv_i[.j]``
+``hg.s.hg.{depth-i}.1.j``              ``hourglasses.s.downconv_i[.j]``
+``hg.s.hg.{depth-i}.2.j``              ``hourglasses.s.upconv_{depth + 1 - i}[.j]``
+``hg.s.hg.0.3.j``                      ``hourglasses.s.midconv_{j + 1}``
+``res.s.j``                            ``features.s.res[.j]``
+``fc.s.0``, ``fc.s.1``                 ``features.s.conv``, ``features.s.bn``
+``score.s``, ``fc_.s``, ``score_.s``   ``heads.s``, ``merge_features.s``, ``merge_heatmaps.s``
+=====================================  ==========================================
+
+(``[.j]`` only when ``num_blocks > 1``), and in a ``Bottleneck`` ``downsample.0`` -> ``skip``. Their
+files: a bare ``state_dict`` (anibali's release assets) or ``checkpoint.pth.tar``, a dict with
+``state_dict`` (keys prefixed ``module.`` by DataParallel), ``epoch``, ``arch``, ``best_acc``,
+``optimizer``. Inputs: RGB in [0, 1] minus the MPII training mean (their ``color_normalize`` subtracts the
+mean only; anibali's predictor passes a standard deviation too, which that same function ignores),
+256x256 crops, 64x64 heatmaps; the converted checkpoint's model subtracts the mean itself.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from hourglass.engine.checkpoints import CheckpointError, mismatch_summary, save_checkpoint
 from hourglass.models import StackedHourglass, create_model
+from hourglass.models.registry import MPII_RGB_MEAN
 
 _STEM_KEY = "pre.0.conv.weight"
 _PRESETS = {1: "hg1", 2: "hg2", 4: "hg4", 8: "hg8"}
+_BEARPAW_KEY = "layer1.0.conv1.weight"
+MPII_DATA = {"input_size": [256, 256], "heatmap_size": [64, 64], "sigma": 1.0, "skeleton": "mpii_16"}
+"""The data settings of every published MPII model: 256x256 crops, 64x64 heatmaps, sigma 1, MPII joint order."""
 
 
 def _residual(ours: str) -> str:
@@ -94,12 +136,14 @@ def princeton_key(ours: str, depth: int) -> str:
     raise KeyError(ours)
 
 
-def strip_prefix(state: Mapping[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
-    """Remove the trainer's ``model.module.`` (or any other) prefix, found from the stem's key."""
-    stems = [k for k in state if k.endswith(_STEM_KEY)]
+def strip_prefix(
+    state: Mapping[str, torch.Tensor], where: str, anchor: str = _STEM_KEY, what: str = "princeton-vl PoseNet"
+) -> dict[str, torch.Tensor]:
+    """Remove the trainer's ``model.module.`` (or any other) prefix, found from the key ``anchor``."""
+    stems = [k for k in state if k == anchor or k.endswith("." + anchor)]
     if not stems:
-        raise CheckpointError(f"{where}: not a princeton-vl PoseNet state dict (no '{_STEM_KEY}' tensor)")
-    prefix = min(stems, key=len)[: -len(_STEM_KEY)]
+        raise CheckpointError(f"{where}: not a {what} state dict (no '{anchor}' tensor){_family_hint(state)}")
+    prefix = min(stems, key=len)[: -len(anchor)]
     outside = [k for k in state if not k.startswith(prefix)]
     if outside:
         raise CheckpointError(f"{where}: unexpected tensor(s) {', '.join(outside[:5])} outside '{prefix}'")
@@ -133,11 +177,30 @@ def map_princeton_state(
     PyTorch < 0.4.1, is set to 0), every tensor of ``state`` must be used except the unused
     ``skip_layer`` convolutions; shapes must agree. Errors name the tensor.
     """
+    return map_state(
+        state, model, lambda ours: princeton_key(ours, model.depth), where, "princeton-vl", idle=".skip_layer."
+    )
+
+
+def map_state(
+    state: Mapping[str, torch.Tensor],
+    model: nn.Module,
+    theirs_of: Callable[[str], str],
+    where: str,
+    family: str,
+    idle: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Our state dict for ``model``: entry ``k`` is ``state[theirs_of(k)]``.
+
+    Every tensor of ``model`` must be found (BatchNorm ``num_batches_tracked``, absent from files of
+    PyTorch < 0.4.1, is set to 0); every tensor of ``state`` must be used, except those whose name contains
+    ``idle``; shapes must agree. A mismatch is one :class:`CheckpointError` naming up to five tensors of each kind.
+    """
     mapped: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     missing, misshaped = [], []
     for ours, target in model.state_dict().items():
-        theirs = princeton_key(ours, model.depth)
+        theirs = theirs_of(ours)
         if theirs not in state:
             if ours.endswith("num_batches_tracked"):
                 mapped[ours] = torch.zeros_like(target)
@@ -150,17 +213,18 @@ def map_princeton_state(
         mapped[ours] = tensor.detach().to(target.dtype).clone()
         used.add(theirs)
     unused = [k for k in state if k not in used]
-    unexpected = [k for k in unused if ".skip_layer." not in k]
+    unexpected = [k for k in unused if idle is None or idle not in k]
     if missing or misshaped or unexpected:
         problems = mismatch_summary(missing, unexpected, misshaped)
-        raise CheckpointError(f"{where}: princeton-vl weights do not fit: {problems}")
+        raise CheckpointError(f"{where}: {family} weights do not fit: {problems}")
     return mapped
 
 
-def read_princeton_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state dict without prefix, extra)`` of their ``checkpoint.pt`` (``{'state_dict': ...}``) or a bare state dict.
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state dict, extra)`` of a pickled PyTorch file: a bare state dict or a dict with ``state_dict``.
 
-    Loaded with ``torch.load(weights_only=True)``: tensors and plain containers only, no code runs.
+    Loaded with ``torch.load(weights_only=True)``: tensors and plain containers only, no code runs; a file
+    that needs code to load is refused. ``extra`` keeps ``epoch`` and ``arch`` when present.
     """
     path = Path(path)
     if not path.is_file():
@@ -168,14 +232,21 @@ def read_princeton_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, t
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({err})") from err
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({first.strip()})") from err
     extra: dict[str, Any] = {}
     if isinstance(obj, Mapping) and "state_dict" in obj:
-        extra = {k: obj[k] for k in ("epoch",) if isinstance(obj.get(k), int)}
+        extra = {k: obj[k] for k in ("epoch", "arch") if isinstance(obj.get(k), int | str)}
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors or a dict with 'state_dict'")
-    return strip_prefix(obj, str(path)), extra
+    return dict(obj), extra
+
+
+def read_princeton_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state dict without prefix, extra)`` of their ``checkpoint.pt`` (``{'state_dict': ...}``) or a bare one."""
+    state, extra = read_state_dict(path)
+    return strip_prefix(state, str(path)), extra
 
 
 def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -193,24 +264,169 @@ def convert_princeton_vl(src: str | os.PathLike[str], out: str | os.PathLike[str
     model.load_state_dict(map_princeton_state(state, model, str(src)), strict=True)
     meta = {
         "model": {"name": _PRESETS[stacks], "kwargs": config},
-        "data": {"input_size": [256, 256], "heatmap_size": [64, 64], "sigma": 1.0, "skeleton": "mpii_16"},
+        "data": _data(config["num_joints"]),
         "step": 0,
         "epoch": extra.get("epoch", 0),
         "metrics": {},
         "source": {"from": "princeton-vl/pytorch_stacked_hourglass", "file": Path(src).name},
     }
-    if config["num_joints"] != 16:
-        meta["data"].pop("skeleton")
     return save_checkpoint(out, model, meta), meta
 
 
-CONVERTERS = {"princeton-vl": convert_princeton_vl}
+def _data(num_joints: int) -> dict[str, Any]:
+    """:data:`MPII_DATA`, without the skeleton for a network of another joint count."""
+    data = dict(MPII_DATA)
+    if num_joints != 16:
+        data.pop("skeleton")
+    return data
+
+
+def bearpaw_key(ours: str, depth: int, num_blocks: int) -> str:
+    """The key in a bearpaw/pytorch-pose ``HourglassNet`` state dict that holds our state-dict entry ``ours``."""
+    parts = ours.split(".")
+    root = parts[0]
+
+    def unit(rest: list[str]) -> str:
+        """``[j.]block-key`` -> ``j.block-key`` with their ``downsample.0`` for our ``skip``."""
+        if num_blocks == 1:
+            rest = ["0", *rest]
+        if rest[1] == "skip":
+            rest = [rest[0], "downsample", "0", *rest[2:]]
+        return ".".join(rest)
+
+    if root == "stem":
+        sub = parts[1]
+        if sub in ("conv", "bn"):
+            return f"{sub}1.{'.'.join(parts[2:])}"
+        layer = {"res1": 1, "res2": 2, "res3": 3}[sub]
+        rest = parts[2:]
+        if rest[0] == "skip":
+            rest = ["downsample", "0", *rest[1:]]
+        return f"layer{layer}.0.{'.'.join(rest)}"
+    if root == "hourglasses":
+        s, level = parts[1], parts[2]
+        match = re.fullmatch(r"(skipconv|downconv|upconv|midconv)_(\d+)", level)
+        if match is None:
+            raise KeyError(ours)
+        kind, n = match.group(1), int(match.group(2))
+        if kind == "midconv":
+            return f"hg.{s}.hg.0.3.{n - 1}.{'.'.join(parts[3:])}"
+        i = depth + 1 - n if kind == "upconv" else n
+        child = {"skipconv": 0, "downconv": 1, "upconv": 2}[kind]
+        return f"hg.{s}.hg.{depth - i}.{child}.{unit(parts[3:])}"
+    if root == "features":
+        s, sub = parts[1], parts[2]
+        if sub == "res":
+            return f"res.{s}.{unit(parts[3:])}"
+        return f"fc.{s}.{ {'conv': 0, 'bn': 1}[sub] }.{'.'.join(parts[3:])}"
+    name = {"heads": "score", "merge_features": "fc_", "merge_heatmaps": "score_"}.get(root)
+    if name is None:
+        raise KeyError(ours)
+    return f"{name}.{parts[1]}.{'.'.join(parts[2:])}"
+
+
+def infer_bearpaw_config(state: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:
+    """``num_stacks, num_blocks, num_joints, num_channels, depth, in_channels`` of a bearpaw state dict."""
+    try:
+        stacks = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"hg\.(\d+)\.", k)))
+        blocks = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"res\.0\.(\d+)\.", k)))
+        depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"hg\.0\.hg\.(\d+)\.", k)))
+        return {
+            "num_stacks": stacks,
+            "num_blocks": blocks,
+            "num_joints": int(state["score.0.weight"].shape[0]),
+            "num_channels": int(state["score.0.weight"].shape[1]),
+            "depth": depth,
+            "in_channels": int(state["conv1.weight"].shape[1]),
+        }
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{where}: not a bearpaw HourglassNet state dict (cannot read {err})") from err
+
+
+def convert_bearpaw(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """Convert a bearpaw/pytorch-pose checkpoint (or anibali's ``bearpaw_hg*.pth``) into our checkpoint ``out``.
+
+    The model is the ``bearpaw-hgN`` preset with every setting written out in ``meta["model"]["kwargs"]``
+    (stack and block counts, widths, its stem, the MPII mean it subtracts), so the file alone rebuilds it.
+    """
+    raw, extra = read_state_dict(src)
+    state = strip_prefix(raw, str(src), _BEARPAW_KEY, "bearpaw HourglassNet")
+    config = infer_bearpaw_config(state, str(src))
+    stacks = config.pop("num_stacks")
+    if stacks not in _PRESETS:
+        raise CheckpointError(f"{src}: {stacks} stacks; bearpaw presets exist for {sorted(_PRESETS)} stacks")
+    name = f"bearpaw-{_PRESETS[stacks]}"
+    kwargs: dict[str, Any] = {
+        **config,
+        "num_bottom_blocks": config["num_blocks"],
+        "stem": "bearpaw",
+        "input_mean": list(MPII_RGB_MEAN),
+    }
+    model = create_model(name, **kwargs)
+    mapping = map_state(
+        state, model, lambda ours: bearpaw_key(ours, model.depth, config["num_blocks"]), str(src), "bearpaw"
+    )
+    model.load_state_dict(mapping, strict=True)
+    meta = {
+        "model": {"name": name, "kwargs": kwargs},
+        "data": _data(config["num_joints"]),
+        "step": 0,
+        "epoch": extra.get("epoch", 0),
+        "metrics": {},
+        "source": {
+            "from": "bearpaw/pytorch-pose",
+            "file": Path(src).name,
+            **({"arch": extra["arch"]} if "arch" in extra else {}),
+        },
+    }
+    return save_checkpoint(out, model, meta), meta
+
+
+_ANCHORS = {"princeton-vl": _STEM_KEY, "bearpaw": _BEARPAW_KEY}
+
+
+def _family_hint(state: Mapping[str, torch.Tensor]) -> str:
+    """``"; it looks like a bearpaw file (--from bearpaw)"`` when another family's anchor tensor is present."""
+    for family, anchor in _ANCHORS.items():
+        if any(k == anchor or k.endswith("." + anchor) for k in state):
+            return f"; it looks like a {family} file (--from {family})"
+    return ""
+
+
+def detect_family(path: str | os.PathLike[str]) -> str:
+    """``"bearpaw"``, ``"princeton-vl"`` or ``"torch7"`` for the file at ``path``, from its contents.
+
+    A zip or pickle (``torch.save``) is told apart by its tensor names; anything else is tried as Torch7.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"PK" or head[:1] == b"\x80":
+        state, _ = read_state_dict(path)
+        for family, anchor in _ANCHORS.items():
+            if any(k == anchor or k.endswith("." + anchor) for k in state):
+                return family
+        raise CheckpointError(
+            f"{path}: a PyTorch state dict of no known family (no '{_STEM_KEY}' as princeton-vl has, "
+            f"no '{_BEARPAW_KEY}' as bearpaw has)"
+        )
+    return "torch7"
+
+
+CONVERTERS = {"bearpaw": convert_bearpaw, "princeton-vl": convert_princeton_vl}
 
 
 def convert_checkpoint(
     source: str, src: str | os.PathLike[str], out: str | os.PathLike[str]
 ) -> tuple[Path, dict[str, Any]]:
-    """Convert foreign weights ``src`` from ``source`` (``princeton-vl``) into our checkpoint ``out``."""
+    """Convert foreign weights ``src`` from ``source`` (a key of :data:`CONVERTERS`, or ``auto``) into ``out``.
+
+    Nothing is written unless the whole conversion succeeds (the file is written atomically at the end).
+    """
+    if source == "auto":
+        source = detect_family(src)
     if source not in CONVERTERS:
-        raise ValueError(f"unknown source {source!r}; supported: {', '.join(CONVERTERS)}")
+        raise ValueError(f"unknown source {source!r}; supported: {', '.join([*CONVERTERS, 'auto'])}")
     return CONVERTERS[source](src, out)

@@ -73,10 +73,10 @@ MPII_RGB_MEAN = (0.4404, 0.4440, 0.4327)
 (its ``color_normalize``; anibali/pytorch-stacked-hourglass's ``Mpii.RGB_MEAN`` holds the same values)."""
 
 
-def _bearpaw(num_stacks: int, num_blocks: int, **kwargs: Any) -> StackedHourglass:
-    args: dict[str, Any] = dict(
-        num_blocks=num_blocks, num_bottom_blocks=num_blocks, stem="bearpaw", input_mean=MPII_RGB_MEAN
-    )
+def _bearpaw(num_stacks: int, blocks: int, **kwargs: Any) -> StackedHourglass:
+    """bearpaw's ``HourglassNet``: ``blocks`` per unit and at the bottom (unless overridden), its stem, MPII mean."""
+    blocks = kwargs.get("num_blocks", blocks)
+    args: dict[str, Any] = dict(num_blocks=blocks, num_bottom_blocks=blocks, stem="bearpaw", input_mean=MPII_RGB_MEAN)
     args.update(kwargs)
     return _stacked(num_stacks, **args)
 
