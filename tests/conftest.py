@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("HOURGLASS_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
+"""``../shared/data`` beside the repository, or the folder named by ``HOURGLASS_SHARED_DATA``."""
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,15 @@ def mpii_eval_dir() -> Path:
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def mpii_photos() -> list[Path]:
+    """The real MPII photos in ``shared/data/real-samples/mpii``: skipped locally when absent, a failure under CI."""
+    photos = sorted((SHARED_DATA / "real-samples" / "mpii").glob("*.jpg"))
+    if not photos:
+        message = f"real MPII photos missing: {SHARED_DATA / 'real-samples' / 'mpii'}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must have them)")
+        pytest.skip(message)
+    return photos
