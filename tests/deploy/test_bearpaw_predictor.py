@@ -12,10 +12,10 @@ Ours: ``Predictor`` on the converted checkpoint, whole image, no flip. Measured 
 13-15 of 16 joints; where it is the same, their keypoints sit ``2 s + 0.5`` image pixels further right and
 down than ours (``s`` = image pixels per input pixel) in 73-77% of the coordinates, the others one or two
 quarter-pixel steps (``s`` each) away: the heatmaps differ slightly (the crops are half an input pixel
-apart), and near-equal neighbours then tip the quarter step the other way. The offset is the sum of three conventions, documented in
-``docs/CHECKPOINTS.md``: their heatmap cell ``i`` stands for input pixels ``4i .. 4i + 4`` (centre
-``4i + 1.5``), ours for the input pixel ``4i``; our crop centre is HRNet's (half an input pixel off
-theirs); their image coordinates count from the pixel's corner, ours from its centre.
+apart), and near-equal neighbours then tip the quarter step the other way. The offset is the sum of three
+conventions, documented in ``docs/CHECKPOINTS.md``: their heatmap cell ``i`` stands for input pixels
+``4i .. 4i + 4`` (centre ``4i + 1.5``), ours for the input pixel ``4i``; our crop centre is HRNet's (half
+an input pixel off theirs); their image coordinates count from the pixel's corner, ours from its centre.
 """
 
 from __future__ import annotations
