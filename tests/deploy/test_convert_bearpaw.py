@@ -236,3 +236,20 @@ def test_pickle_that_needs_code_is_refused(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=r"code\.pth\.tar: cannot read as a weights-only"):
         convert_bearpaw(tmp_path / "code.pth.tar", tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_exported_file_carries_the_normalisation(randomise, tmp_path) -> None:
+    """An ONNX export (BatchNorm folded) takes [0, 1] RGB: the mean subtraction is part of the graph."""
+    from hourglass.deploy.export import export_checkpoint, run_exported
+
+    torch.manual_seed(4)  # one stack of single blocks: export time grows with the number of layers
+    theirs = randomise(HourglassNet(Bottleneck, num_stacks=1, num_blocks=1, num_feats=16), 4)
+    torch.save(theirs.state_dict(), tmp_path / "bearpaw_hg1.pth")
+    path, _ = convert_bearpaw(tmp_path / "bearpaw_hg1.pth", tmp_path / "hg1.safetensors")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = theirs(_normalised(x))[-1].numpy()
+    result = export_checkpoint(path, "onnx", tmp_path / "hg1.onnx", input_size=(64, 64))
+    got = run_exported("onnx", result.path, x.numpy())
+    scale = float(abs(want).max())
+    assert abs(got - want).max() < 1e-4 * scale
