@@ -76,10 +76,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from hourglass.engine.checkpoints import CheckpointError, mismatch_summary, save_checkpoint
+from hourglass.engine.checkpoints import CheckpointError, load_state, mismatch_summary, save_checkpoint
 from hourglass.models import StackedHourglass, create_model
 from hourglass.models.registry import MPII_RGB_MEAN
 
@@ -415,7 +416,269 @@ def detect_family(path: str | os.PathLike[str]) -> str:
     return "torch7"
 
 
-CONVERTERS = {"bearpaw": convert_bearpaw, "princeton-vl": convert_princeton_vl}
+# --- Newell's Torch7 releases ---------------------------------------------------------------------------
+
+
+def _field(obj: Any, name: str) -> Any:
+    """Field ``name`` of a Torch7 object or table read by ``torchfile`` (None when absent)."""
+    fields = obj if isinstance(obj, dict) else getattr(obj, "_obj", None)
+    return fields.get(name.encode()) if isinstance(fields, dict) else None
+
+
+class _T7Graph:
+    """Walks an nngraph ``gModule`` read by ``torchfile`` backwards from its outputs, naming our tensors.
+
+    Newell's ``hg.lua`` (pose-hg-train; pose-hg-demo's model has the same form) builds, per stack ``s``, with
+    ``R`` = ``opt.nModules`` residual modules per unit: ``hourglass(4, nFeats, inter)`` (``up1``: R
+    Residuals on the input; ``low1``: max-pool then R Residuals; ``low2``: the next level or, innermost, R
+    Residuals; ``low3``: R Residuals, then nearest x2 upsampling; their sum), R Residuals, ``lin`` (1x1 conv,
+    BatchNorm, ReLU), the 1x1 heatmap conv, and between stacks ``inter + conv(ll) + conv(heatmaps)``. That
+    is :class:`~hourglass.models.StackedHourglass` with ``num_blocks = num_bottom_blocks = R``. A
+    ``Residual`` is ``Sequential(ConcatTable(convBlock, skipLayer), CAddTable)``, ``convBlock`` being
+    BN-ReLU-conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1 and ``skipLayer`` an ``Identity`` or a 1x1 conv.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.state: dict[str, torch.Tensor] = {}
+
+    def fail(self, what: str) -> CheckpointError:
+        return CheckpointError(f"{self.where}: not a Stacked Hourglass Torch7 graph as hg.lua builds it ({what})")
+
+    @staticmethod
+    def kind(module: Any) -> str:
+        if module is None:
+            return "none"
+        name = module.torch_typename() if hasattr(module, "torch_typename") else b""
+        return name.decode(errors="replace").rpartition(".")[2]
+
+    def inputs(self, data: Any) -> list[Any]:
+        mapindex = _field(data, "mapindex")
+        if isinstance(mapindex, list):
+            return mapindex
+        return [mapindex[i] for i in range(1, 1 + sum(isinstance(k, int) for k in mapindex))]
+
+    def parent(self, data: Any, kind: str) -> Any:
+        """The single input of ``data``, whose module must be of ``kind``."""
+        parents = self.inputs(data)
+        if len(parents) != 1 or self.kind(_field(parents[0], "module")) != kind:
+            found = [self.kind(_field(p, "module")) for p in parents]
+            raise self.fail(f"expected one {kind} input to a {self.kind(data[b'module'])} node, found {found}")
+        return parents[0]
+
+    def expect(self, data: Any, kind: str) -> Any:
+        if self.kind(_field(data, "module")) != kind:
+            raise self.fail(f"expected a {kind} node, found {self.kind(data[b'module'])}")
+        return _field(data, "module")
+
+    def tensor(self, module: Any, field: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+        value = _field(module, field)
+        if not isinstance(value, np.ndarray) or value.size == 0:
+            raise self.fail(f"a {self.kind(module)} without {field}")
+        t = torch.from_numpy(np.array(value, dtype=np.float32))
+        return t.reshape(shape) if shape is not None else t
+
+    def conv(self, module: Any, ours: str, k: int, stride: int = 1) -> None:
+        if self.kind(module) != "SpatialConvolution":
+            raise self.fail(f"expected a SpatialConvolution for {ours}, found {self.kind(module)}")
+        n_out, n_in = int(_field(module, "nOutputPlane")), int(_field(module, "nInputPlane"))
+        geometry = tuple(int(_field(module, f) or 0) for f in ("kW", "kH", "dW", "dH", "padW", "padH"))
+        if geometry != (k, k, stride, stride, k // 2, k // 2):
+            raise self.fail(
+                f"{ours}: kernel, stride, padding {geometry}, expected {(k, k, stride, stride, k // 2, k // 2)}"
+            )
+        self.state[f"{ours}.weight"] = self.tensor(module, "weight", (n_out, n_in, k, k))
+        bias = _field(module, "bias")
+        has_bias = isinstance(bias, np.ndarray) and bias.size
+        self.state[f"{ours}.bias"] = self.tensor(module, "bias") if has_bias else torch.zeros(n_out)
+
+    def bn(self, module: Any, ours: str) -> None:
+        if self.kind(module) != "SpatialBatchNormalization":
+            raise self.fail(f"expected a SpatialBatchNormalization for {ours}, found {self.kind(module)}")
+        eps = float(_field(module, "eps") or 1e-5)
+        mean = self.tensor(module, "running_mean")
+        if isinstance(_field(module, "running_var"), np.ndarray):
+            var = self.tensor(module, "running_var")
+        else:  # nn before 2016 kept 1 / sqrt(var + eps)
+            var = self.tensor(module, "running_std").pow(-2) - eps
+        n = mean.numel()
+        affine = _field(module, "affine") is not False and isinstance(_field(module, "weight"), np.ndarray)
+        self.state[f"{ours}.weight"] = self.tensor(module, "weight") if affine else torch.ones(n)
+        self.state[f"{ours}.bias"] = self.tensor(module, "bias") if affine else torch.zeros(n)
+        self.state[f"{ours}.running_mean"] = mean
+        self.state[f"{ours}.running_var"] = var + (eps - 1e-5)  # same output with our eps of 1e-5
+        self.state[f"{ours}.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+
+    def residual(self, module: Any, ours: str) -> None:
+        if self.kind(module) != "Sequential" or len(_field(module, "modules")) != 2:
+            raise self.fail(f"expected a Residual (Sequential of ConcatTable and CAddTable) for {ours}")
+        branches = _field(_field(module, "modules")[0], "modules")
+        block, skip = _field(branches[0], "modules"), branches[1]
+        kinds = [self.kind(m) for m in block]
+        if kinds != ["SpatialBatchNormalization", "ReLU", "SpatialConvolution"] * 3:
+            raise self.fail(f"{ours}: convBlock of {kinds}")
+        for n, (bn, conv, k) in enumerate(((block[0], block[2], 1), (block[3], block[5], 3), (block[6], block[8], 1))):
+            self.bn(bn, f"{ours}.bn{n + 1}")
+            self.conv(conv, f"{ours}.conv{n + 1}", k)
+        if self.kind(skip) == "Sequential":
+            self.conv(_field(skip, "modules")[0], f"{ours}.skip", 1)
+        elif self.kind(skip) != "Identity":
+            raise self.fail(f"{ours}: skip layer {self.kind(skip)}")
+
+    def chain(self, data: Any, names: list[str]) -> Any:
+        """Residual nodes ending at ``data``, named ``names`` (first to last); returns the node before them."""
+        for name in reversed(names):
+            self.residual(self.expect(data, "Sequential"), name)
+            data = self.inputs(data)[0]
+        return data
+
+    def unit(self, prefix: str, blocks: int) -> list[str]:
+        return [prefix] if blocks == 1 else [f"{prefix}.{j}" for j in range(blocks)]
+
+    def skip_back(self, data: Any, blocks: int) -> Any:
+        """The node before the ``blocks`` Residual nodes ending at ``data`` (not named yet)."""
+        for _ in range(blocks):
+            self.expect(data, "Sequential")
+            data = self.inputs(data)[0]
+        return data
+
+    def hourglass(self, data: Any, s: int, level: int, blocks: int) -> tuple[Any, int]:
+        """Name the hourglass level whose sum node is ``data``; returns ``(the level's input, depth)``."""
+        self.expect(data, "CAddTable")
+        up1, up2 = self.inputs(data)
+        self.expect(up2, "SpatialUpSamplingNearest")
+        low3 = self.inputs(up2)[0]
+        low2 = self.skip_back(low3, blocks)
+        if self.kind(_field(low2, "module")) == "CAddTable":
+            low1, depth = self.hourglass(low2, s, level + 1, blocks)
+        else:
+            depth = level
+            low1 = self.chain(low2, [f"hourglasses.{s}.midconv_{j + 1}" for j in range(blocks)])
+        pool = self.chain(low1, self.unit(f"hourglasses.{s}.downconv_{level}", blocks))
+        self.expect(pool, "SpatialMaxPooling")
+        inp = self.inputs(pool)[0]
+        self.chain(low3, self.unit(f"hourglasses.{s}.upconv_{depth + 1 - level}", blocks))
+        if self.chain(up1, self.unit(f"hourglasses.{s}.skipconv_{level}", blocks)) is not inp:
+            raise self.fail(f"stack {s} level {level}: the skip branch does not start at the hourglass input")
+        return inp, depth
+
+    def features_blocks(self, data: Any) -> int:
+        """R: Residual nodes between an hourglass's sum and the ``lin`` convolution at ``data``."""
+        count, node = 0, self.inputs(data)[0]
+        while self.kind(_field(node, "module")) == "Sequential":
+            count, node = count + 1, self.inputs(node)[0]
+        if count == 0 or self.kind(_field(node, "module")) != "CAddTable":
+            raise self.fail("expected Residual modules between an hourglass and its 1x1 convolution")
+        return count
+
+    def read(self, model: Any) -> dict[str, int]:
+        """Fill :attr:`state`; returns our model kwargs (and ``num_stacks``)."""
+        if self.kind(model) != "gModule":
+            raise CheckpointError(
+                f"{self.where}: a Torch7 {self.kind(model) or type(model).__name__}, expected an nngraph gModule"
+            )
+        out = _field(model, "outnode") or _field(model, "forwardnodes")[-1]
+        heads = self.inputs(_field(out, "data"))
+        stacks = len(heads)
+        if stacks == 0:
+            raise self.fail("no outputs")
+        lin_relu = self.inputs(heads[0])[0]
+        lin_conv = self.parent(self.parent(lin_relu, "SpatialBatchNormalization"), "SpatialConvolution")
+        blocks = self.features_blocks(lin_conv)
+        inter = None
+        for s in reversed(range(stacks)):
+            self.conv(self.expect(heads[s], "SpatialConvolution"), f"heads.{s}", 1)
+            relu = self.parent(heads[s], "ReLU")
+            bn = self.parent(relu, "SpatialBatchNormalization")
+            self.bn(_field(bn, "module"), f"features.{s}.bn")
+            conv = self.parent(bn, "SpatialConvolution")
+            self.conv(_field(conv, "module"), f"features.{s}.conv", 1)
+            hg_sum = self.chain(self.inputs(conv)[0], self.unit(f"features.{s}.res", blocks))
+            inp, depth = self.hourglass(hg_sum, s, 1, blocks)
+            if s > 0:
+                self.expect(inp, "CAddTable")
+                _, ll_, out_ = self.inputs(inp)
+                self.conv(self.expect(ll_, "SpatialConvolution"), f"merge_features.{s - 1}", 1)
+                self.conv(self.expect(out_, "SpatialConvolution"), f"merge_heatmaps.{s - 1}", 1)
+                if self.inputs(out_)[0] is not heads[s - 1]:
+                    raise self.fail(f"stack {s}: the merged heatmaps are not stack {s - 1}'s")
+            inter = inp
+        pool = self.chain(inter, ["stem.res2", "stem.res3"])
+        self.expect(pool, "SpatialMaxPooling")
+        relu = self.chain(self.inputs(pool)[0], ["stem.res1"])
+        self.expect(relu, "ReLU")
+        bn = self.parent(relu, "SpatialBatchNormalization")
+        self.bn(_field(bn, "module"), "stem.bn")
+        conv = self.parent(bn, "SpatialConvolution")
+        self.conv(_field(conv, "module"), "stem.conv", 7, stride=2)
+        weight = self.state["heads.0.weight"]
+        return {
+            "num_stacks": stacks,
+            "num_joints": int(weight.shape[0]),
+            "num_channels": int(weight.shape[1]),
+            "depth": depth,
+            "in_channels": int(self.state["stem.conv.weight"].shape[1]),
+            "num_blocks": blocks,
+        }
+
+
+def read_torch7(path: str | os.PathLike[str]) -> Any:
+    """The object in a Torch7 file (``torchfile``, an optional dependency: ``pip install hourglass[torch7]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(f"{path}: a PyTorch file, not Torch7 (use --from bearpaw, princeton-vl or auto)")
+    try:
+        import torchfile
+    except ImportError as err:
+        raise CheckpointError(
+            f"{path}: reading Torch7 files needs torchfile (pip install 'hourglass[torch7]')"
+        ) from err
+    try:
+        return torchfile.load(str(path))
+    except Exception as err:  # torchfile raises struct.error, ValueError, T7ReaderException ... on bad input
+        raise CheckpointError(f"{path}: not a readable Torch7 file ({type(err).__name__}: {err})") from err
+
+
+def convert_torch7(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """Convert Newell's Torch7 model (pose-hg-demo's ``umich-stacked-hourglass.t7``, pose-hg-train's
+    ``model_N.t7``: nngraph ``gModule`` objects) into our checkpoint ``out``.
+
+    Their input convention (pose-hg-demo ``main.lua``, pose-hg-train ``util/img.lua``): RGB in [0, 1] from
+    ``image.load``, no normalisation, 256x256 crops, 64x64 heatmaps; nothing to add to the model.
+    """
+    graph = _T7Graph(str(src))
+    root = read_torch7(src)
+    try:
+        config = graph.read(root)
+    except (TypeError, IndexError, AttributeError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise graph.fail(f"{type(err).__name__}: {err}") from None
+    stacks = config.pop("num_stacks")
+    if stacks not in _PRESETS:
+        raise CheckpointError(f"{src}: {stacks} stacks; presets exist for {sorted(_PRESETS)} stacks")
+    if config["num_blocks"] == 1:
+        config.pop("num_blocks")
+    else:
+        config["num_bottom_blocks"] = config["num_blocks"]
+    model = create_model(_PRESETS[stacks], **config)
+    load_state(src, model, graph.state)
+    meta = {
+        "model": {"name": _PRESETS[stacks], "kwargs": config},
+        "data": _data(config["num_joints"]),
+        "step": 0,
+        "epoch": 0,
+        "metrics": {},
+        "source": {"from": "Newell's Torch7 (pose-hg-demo / pose-hg-train)", "file": Path(src).name},
+    }
+    return save_checkpoint(out, model, meta), meta
+
+
+CONVERTERS = {"bearpaw": convert_bearpaw, "princeton-vl": convert_princeton_vl, "torch7": convert_torch7}
 
 
 def convert_checkpoint(
