@@ -20,6 +20,8 @@ an input pixel off theirs); their image coordinates count from the pixel's corne
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -82,3 +84,35 @@ def test_photo_keypoints_match_their_predictor(mpii_photos, randomise, tmp_path)
         assert (steps == 0).mean() >= 0.7, f"{photo.name}: {residual / s}"
         # Off the quarter-pixel steps, only the rounding of their fitted size remains (< 1/4 input pixel).
         assert np.abs(residual - steps * s).max() < 0.25 * s, f"{photo.name}: {residual / s}"
+
+
+def test_published_file_to_keypoints_in_two_commands(mpii_photos, randomise, tmp_path) -> None:
+    """docs/CHECKPOINTS.md's commands after the download: ``convert`` (auto) then ``predict`` on a photo."""
+    from typer.testing import CliRunner
+
+    from hourglass.cli import app
+
+    torch.manual_seed(1)
+    net = randomise(HourglassNet(Bottleneck, num_stacks=1, num_blocks=1, num_feats=16), 1)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "checkpoint.pth.tar")
+    runner = CliRunner()
+    converted = runner.invoke(
+        app, ["convert", str(tmp_path / "checkpoint.pth.tar"), "--out", str(tmp_path / "m.safetensors")]
+    )
+    assert converted.exit_code == 0, converted.output
+    assert "bearpaw-hg1" in converted.output
+    predicted = runner.invoke(
+        app,
+        [
+            "predict",
+            str(mpii_photos[0]),
+            "--checkpoint",
+            str(tmp_path / "m.safetensors"),
+            "--out",
+            str(tmp_path / "poses"),
+        ],
+    )
+    assert predicted.exit_code == 0, predicted.output
+    results = json.loads((tmp_path / "poses" / "keypoints.json").read_text())
+    assert len(results) == 1 and len(results[0]["keypoints"]) == 16 * 3
+    assert (tmp_path / "poses" / f"{mpii_photos[0].stem}.png").is_file()
