@@ -42,6 +42,11 @@ class Table:
         return next((v for k, v in self.pairs if k is key or (not isinstance(k, Table) and k == key)), None)
 
     def set(self, key: Any, value: Any) -> None:
+        """``t[key] = value``: replaces the value of an existing key, else appends."""
+        for i, (k, _) in enumerate(self.pairs):
+            if k is key or (not isinstance(k, Table) and not isinstance(key, Table) and k == key):
+                self.pairs[i] = (k, value)
+                return
         self.pairs.append((key, value))
 
 
