@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -35,3 +37,9 @@ def tiny() -> StackedHourglass:
     """2 stacks, 16 channels, depth 2, 4 joints: input (B, 3, 32, 32) -> (B, 2, 4, 8, 8)."""
     torch.manual_seed(0)
     return randomise_batchnorm(StackedHourglass(num_stacks=2, num_joints=4, num_channels=16, depth=2))
+
+
+@pytest.fixture(scope="session")
+def mpii_photos(real_samples_dir: Path) -> list[Path]:
+    """The real MPII photos (JPEG) of ``shared/data/real-samples/mpii``, sorted; ``test_mpii.json`` is beside them."""
+    return sorted((real_samples_dir / "mpii").glob("*.jpg"))
