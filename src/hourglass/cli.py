@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="hourglass",
@@ -36,7 +37,7 @@ def run_guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (ValueError, OSError, KeyError) as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -218,9 +219,9 @@ def predict(
         lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision, device=device)
     )
     for note in report.notes:
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
     console.print(f"{report.people} people in {report.images} images -> {out}/keypoints.json", highlight=False)
     if report.failures:
         raise typer.Exit(1)

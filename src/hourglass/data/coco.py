@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hourglass.extras import require_extra
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
 from .errors import DataError
@@ -33,7 +35,7 @@ if TYPE_CHECKING:  # pycocotools is imported where COCO files are read, so MPII-
 
 def load_coco(path: str | os.PathLike[str]) -> COCO:
     """A pycocotools ``COCO`` index of ``path``, with its progress prints silenced and errors named."""
-    from pycocotools.coco import COCO
+    COCO = require_extra("pycocotools.coco", "coco").COCO
 
     path = Path(path)
     if not path.is_file():

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 import scipy.io
 
+from hourglass.files import make_temp_dir
+
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
 from .errors import DataError
@@ -456,7 +458,7 @@ def write_synthetic(
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists; choose another folder or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out.parent, f".{out.name}.")  # the data set folder, once renamed: umask mode
     try:
         (tmp / "images").mkdir()
         figs = []

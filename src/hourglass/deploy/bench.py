@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from hourglass.engine.inspect import count_macs
+from hourglass.extras import extra_installed, require_extra
 
 from .export import input_channels, write_onnx
 from .runtimes import Runtime, create_runtime, resolve_model, time_runtime
@@ -93,8 +94,6 @@ def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
     Timed (median of ``iters``) with eager PyTorch (fp32, bf16) and OpenVINO (all three, static shape);
     the faster engine is this machine's peak for that precision.
     """
-    import importlib.util
-
     c, s, n = PEAK_CONV["channels"], PEAK_CONV["size"], PEAK_CONV["batch"][precision]
     conv = nn.Conv2d(c, c, 3, padding=1).eval()
     x = torch.rand(n, c, s, s)
@@ -102,9 +101,10 @@ def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
     runs: dict[str, Any] = {}
     if precision != "int8":
         runs["torch"] = _torch_conv(conv, x, precision)
-    if importlib.util.find_spec("openvino") is not None:
+    if extra_installed("openvino"):
         runs["openvino"] = _openvino_conv(conv, x, precision)
-    if not runs:
+    if not runs:  # int8 without OpenVINO
+        require_extra("openvino", "openvino")
         raise ValueError(f"no engine here runs a {precision} convolution (int8 needs openvino)")
     speeds = {
         name: flops / float(np.median(time_runtime(run, x.numpy(), iters, warmup=3))) / 1e9
@@ -127,9 +127,9 @@ def _torch_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[A
 
 
 def _openvino_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[Any], None]:
-    import openvino as ov
-
     from .runtimes import quantize_int8
+
+    ov = require_extra("openvino", "openvino")
 
     core = ov.Core()
     with tempfile.TemporaryDirectory(prefix="hourglass-peak-") as tmp:

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.extras import MissingExtraError, require_extra
+
 from .fold import fold_batchnorm
 
 ExportFormat = Literal["onnx", "openvino", "torchscript"]
@@ -94,6 +96,8 @@ def _quiet_export() -> Iterator[None]:
 
 def write_onnx(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """``torch.onnx.export`` (dynamo exporter) of ``net`` with a dynamic batch dimension, one file."""
+    for module in ("onnx", "onnxscript"):  # the dynamo exporter imports both
+        require_extra(module, "onnx")
     with _quiet_export(), contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(
             net,
@@ -109,7 +113,7 @@ def write_onnx(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[st
 
 def write_openvino(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """OpenVINO IR (``path`` .xml plus .bin beside it), converted from the ONNX export, weights in f32."""
-    import openvino as ov
+    ov = require_extra("openvino", "openvino")
 
     path = Path(path)
     onnx_path = path.with_suffix(".onnx")
@@ -139,13 +143,11 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, str | os.PathLike[str]], N
 def run_exported(fmt: str, path: str | os.PathLike[str], images: np.ndarray) -> np.ndarray:
     """Run an exported file with its own runtime (fp32) on ``images`` ``(B, C, H, W)`` float32."""
     if fmt == "onnx":
-        import onnxruntime as ort
-
+        ort = require_extra("onnxruntime", "onnx")
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {INPUT_NAME: images})[0]
     if fmt == "openvino":
-        import openvino as ov
-
+        ov = require_extra("openvino", "openvino")
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return np.asarray(compiled(images)[0])
     if fmt == "torchscript":
@@ -232,6 +234,8 @@ def export_model(
         try:
             WRITERS[fmt](net, example, tmp_path)
             got = run_exported(fmt, tmp_path, sample.numpy())
+        except MissingExtraError:
+            raise
         except Exception as err:
             raise ExportError(f"{out}: {fmt} export failed: {type(err).__name__}: {err}") from err
         if got.shape != reference.shape:

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hourglass.extras import extra_installed, require_extra
+
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
 Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best"]
@@ -136,8 +138,7 @@ class OnnxRuntime(Runtime):
     precision = "fp32"
 
     def __init__(self, onnx_path: str | os.PathLike[str], input_size: tuple[int, int], channels: int) -> None:
-        import onnxruntime as ort
-
+        ort = require_extra("onnxruntime", "onnx")
         super().__init__(input_size, channels)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -164,8 +165,7 @@ class OpenVinoRuntime(Runtime):
         channels: int,
         calibration: Sequence[np.ndarray] | None = None,
     ) -> None:
-        import openvino as ov
-
+        ov = require_extra("openvino", "openvino")
         super().__init__(input_size, channels)
         self.precision = precision
         self.core = ov.Core()
@@ -200,8 +200,7 @@ def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
     """
     import logging
 
-    import nncf
-
+    nncf = require_extra("nncf", "openvino")
     nncf.set_log_level(logging.ERROR)
     data = nncf.Dataset(list(calibration))
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars; stdout may carry --json lines
@@ -257,13 +256,9 @@ def _check_choice(backend: str, precision: str) -> None:
 
 def available_backends(precision: str = "fp32") -> list[str]:
     """Back-ends whose package imports here and that run ``precision``."""
-    import importlib.util
-
-    needs = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+    needs = {"onnxruntime": ("onnx",), "openvino": ("onnx", "openvino")}  # both run the ONNX export
     return [
-        b
-        for b in BACKENDS
-        if precision in SUPPORTED[b] and (b not in needs or importlib.util.find_spec(needs[b]) is not None)
+        b for b in BACKENDS if precision in SUPPORTED[b] and all(extra_installed(extra) for extra in needs.get(b, ()))
     ]
 
 
@@ -384,14 +379,16 @@ def pick_fastest(
 ) -> Runtime:
     """Build every available back-end for ``precision`` except ``compile``, time batch-1 calls, keep the fastest."""
     candidates = [b for b in available_backends(precision) if b != "compile"]
-    if not candidates:
+    if not candidates:  # only int8 lacks a PyTorch back-end: it runs on OpenVINO
+        require_extra("openvino", "openvino")
         raise ValueError(f"no back-end available for {precision}; install openvino for int8")
     images = np.random.default_rng(0).random((1, input_channels(model), *input_size), dtype=np.float32)
     best: tuple[float, Runtime] | None = None
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         net = prepare_for_inference(model, fold=fold)
-        write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
+        if any(b in ("onnxruntime", "openvino") for b in candidates):
+            write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
         for backend in candidates:
             runtime = _build(model, backend, precision, input_size, calibration, onnx_path, fold=fold)
             latency = float(np.median(time_runtime(runtime, images, iters, warmup=2)))
