@@ -62,6 +62,16 @@ def require_extra(module: str, extra: str) -> ModuleType:
         ) from None
 
 
+def require_extras(*extras: str) -> None:
+    """:func:`require_extra` of every module of each of ``extras`` (keys of :data:`EXTRAS`).
+
+    For a feature to fail at once, before slow work (an ONNX export) whose later steps need the modules.
+    """
+    for extra in extras:
+        for module in EXTRAS[extra]:
+            require_extra(module, extra)
+
+
 def extra_installed(extra: str) -> bool:
     """Whether every module of ``extra`` (a key of :data:`EXTRAS`) is installed; imports nothing.
 

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from hourglass.engine.inspect import count_macs
-from hourglass.extras import extra_installed, require_extra
+from hourglass.extras import extra_installed, require_extra, require_extras
 
 from .export import input_channels, write_onnx
-from .runtimes import Runtime, create_runtime, resolve_model, time_runtime
+from .runtimes import BACKEND_EXTRAS, Runtime, create_runtime, resolve_model, time_runtime
 
 PEAK_CONV = {"channels": 256, "size": 64, "batch": {"fp32": 2, "bf16": 8, "int8": 8}}
 
@@ -184,6 +184,7 @@ def benchmark(
             (seed 1000, disjoint from calibration) and fill ``accuracy`` (:class:`AccuracyCost` fields).
         measure_peak: time the peak convolution (``peak_gflops``, ``peak_share``); ``False`` leaves them 0.
     """
+    require_extras(*BACKEND_EXTRAS.get(backend, ()))  # before the minutes of measuring and calibrating
     model, meta = resolve_model(model_spec)
     name = str(model_spec) if not isinstance(model_spec, nn.Module) else type(model_spec).__name__
     if input_size is None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.extras import MissingExtraError, require_extra
+from hourglass.extras import MissingExtraError, require_extra, require_extras
 
 from .fold import fold_batchnorm
 
@@ -133,6 +133,9 @@ def write_torchscript(net: nn.Module, example: torch.Tensor, path: str | os.Path
         torch.jit.save(traced, str(path))
 
 
+FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "torchscript": ()}
+"""The extras each format's writer and checker need (OpenVINO converts the ONNX export)."""
+
 WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, str | os.PathLike[str]], None]] = {
     "onnx": write_onnx,
     "openvino": write_openvino,
@@ -218,6 +221,7 @@ def export_model(
         raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "openvino" and Path(out).suffix != ".xml":
         raise ValueError(f"{out}: an OpenVINO export is an .xml file (with its .bin beside it); end the path in .xml")
+    require_extras(*FORMAT_EXTRAS[fmt])  # now, not after the export
     out = check_writable(out)
     model = model.eval()
     net = prepare_for_inference(model, fold=fold, all_stacks=all_stacks)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.extras import extra_installed, require_extra
+from hourglass.extras import extra_installed, require_extra, require_extras
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
@@ -52,6 +52,8 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("fp32",),
     "openvino": ("fp32", "bf16", "int8"),
 }
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnx",), "openvino": ("onnx", "openvino")}
+"""The extras a back-end needs (both run the ONNX export); the PyTorch back-ends need none."""
 DEFAULT_INPUT_SIZE = (256, 256)
 
 
@@ -256,9 +258,10 @@ def _check_choice(backend: str, precision: str) -> None:
 
 def available_backends(precision: str = "fp32") -> list[str]:
     """Back-ends whose package imports here and that run ``precision``."""
-    needs = {"onnxruntime": ("onnx",), "openvino": ("onnx", "openvino")}  # both run the ONNX export
     return [
-        b for b in BACKENDS if precision in SUPPORTED[b] and all(extra_installed(extra) for extra in needs.get(b, ()))
+        b
+        for b in BACKENDS
+        if precision in SUPPORTED[b] and all(extra_installed(extra) for extra in BACKEND_EXTRAS.get(b, ()))
     ]
 
 
@@ -336,6 +339,7 @@ def _build(
     net = prepare_for_inference(model, fold=fold)
     if backend in ("eager", "compile"):
         return TorchRuntime(net, precision, backend == "compile", input_size, channels, device=device)
+    require_extras(*BACKEND_EXTRAS[backend])  # now, not after the export
     if onnx_path is not None:
         return _from_onnx(backend, onnx_path, precision, input_size, channels, calibration)
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:

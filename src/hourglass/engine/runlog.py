@@ -80,7 +80,7 @@ class RunLog(NullLog):
             try:
                 require_extra("tensorboard", "tensorboard")
             except MissingExtraError as err:
-                self.console.print(f"no TensorBoard log: {err}", highlight=False, soft_wrap=True)
+                self.console.print(f"no TensorBoard log: {err}", markup=False, highlight=False, soft_wrap=True)
                 tensorboard = False
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
