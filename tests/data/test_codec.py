@@ -144,11 +144,3 @@ def test_flip_test_recovers_keypoints() -> None:
     dec, _ = CODEC.decode(flip_back(hm_flipped, FLIP))
     # the one-pixel shift approximates the exact 0.75 px offset: quarter shift + 0.25 px, in input pixels
     assert np.abs(dec - kp).max() <= 4 * 0.5 + 1e-3
-
-
-def test_docstring_example_runs() -> None:
-    import doctest
-
-    from hourglass.data import codec
-
-    assert doctest.testmod(codec, extraglobs={"np": np}).failed == 0
