@@ -9,7 +9,8 @@ object with at least::
 
 so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
 atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
-previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
+previous file untouched (:func:`hourglass.files.atomic_write`; the file gets the umask's mode, as any
+new file). Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
 
 For ``--resume``, the optimiser, scheduler and random-generator state live beside the weights in
 ``x.state.pt`` (:func:`training_state_path`), written with ``torch.save`` and read back only with
