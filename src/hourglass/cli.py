@@ -119,8 +119,10 @@ def demo(
 
 @app.command("eval-mpii")
 def eval_mpii(
-    preds: Annotated[str, typer.Option("--preds", help="predictions .mat/.h5 with preds (N,16,2), 1-based")],
-    gt: Annotated[str, typer.Option("--gt", help="gt_valid.mat-style ground truth")],
+    preds: Annotated[
+        str, typer.Option("--preds", help="predictions .mat/.h5 with preds (N,16,2) or (2,16,N), 1-based")
+    ],
+    gt: Annotated[str, typer.Option("--gt", help="gt_valid.mat-style ground truth, or pose-hg-train's valid.h5")],
     protocol: Annotated[
         str,
         typer.Option("--protocol", help="official (MATLAB evaluatePCKh.m), bearpaw or hrnet (their scripts)"),
@@ -128,7 +130,7 @@ def eval_mpii(
     threshold: Annotated[float, typer.Option("--threshold", help="PCKh threshold (fraction of head size)")] = 0.5,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
 ) -> None:
-    """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth."""
+    """MPII PCKh of a predictions file against a gt_valid.mat-style ground truth (or valid.h5)."""
     import json
 
     from hourglass.engine.mpii_eval import evaluate_mpii_files, pckh_table
@@ -138,7 +140,7 @@ def eval_mpii(
         if as_json:
             print(json.dumps(scores))
         else:
-            console.print(pckh_table(scores, f"PCKh@{threshold:g} ({protocol}) of {preds}"))
+            console.print(pckh_table(scores, f"PCKh@{threshold:g} ({protocol}) of {preds}", console.width))
 
     run_guarded(go)
 
@@ -194,7 +196,7 @@ def eval_cmd(
 
     def go() -> None:
         result = evaluate(load_config(config, overrides), checkpoint, flip=flip, out_json=json_out)
-        console.print(result_table(result))
+        console.print(result_table(result, console.width))
         console.print(f"scores written to {result.json_path}")
 
     run_guarded(go)
@@ -202,27 +204,69 @@ def eval_cmd(
 
 @app.command()
 def predict(
-    inputs: Annotated[list[str], typer.Argument(help="PNG/JPEG files or folders of them", metavar="INPUT")],
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="PNG/JPEG files, videos (mp4, avi, mov ...) or folders of them", metavar="[INPUT]..."),
+    ] = None,
     boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
+    box_threshold: Annotated[
+        float, typer.Option("--box-threshold", help="drop boxes scoring at or under this (mmpose's demo: 0.3)")
+    ] = 0.3,
+    nms_threshold: Annotated[
+        float, typer.Option("--nms-threshold", help="drop boxes overlapping a better one by IoU above this (1: keep)")
+    ] = 0.3,
     out: Annotated[str, typer.Option("--out", help="output folder")] = "predictions",
     batch_size: Annotated[int, typer.Option("--batch-size", help="crops per network call")] = 8,
     heatmaps: Annotated[bool, typer.Option("--heatmaps", help="also write a heatmap montage per person")] = False,
+    frames: Annotated[bool, typer.Option("--frames", help="each folder given is the frames of one video")] = False,
+    camera: Annotated[int | None, typer.Option("--camera", help="also read camera N (Ctrl+C stops it)")] = None,
+    max_frames: Annotated[int | None, typer.Option("--max-frames", help="at most this many frames a video")] = None,
+    fps: Annotated[float | None, typer.Option("--fps", help="overlay video frame rate (default: the source's)")] = None,
     backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
-    """Keypoints of the people in images: COCO results JSON and overlay PNGs under --out."""
+    """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
     from hourglass.engine.predict import predict_files
 
     report = run_guarded(
-        lambda: predict_files(inputs, checkpoint, out, boxes, batch_size, heatmaps, backend, precision, device=device)
+        lambda: predict_files(
+            inputs or [],
+            checkpoint,
+            out,
+            boxes,
+            batch_size,
+            heatmaps,
+            backend,
+            precision,
+            progress=err_console.is_terminal,
+            device=device,
+            box_threshold=box_threshold,
+            nms_threshold=nms_threshold,
+            frames=frames,
+            camera=camera,
+            max_frames=max_frames,
+            fps=fps,
+        )
     )
     for note in report.notes:
         err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for failure in report.failures:
         err_console.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
-    console.print(f"{report.people} people in {report.images} images -> {out}/keypoints.json", highlight=False)
+    if boxes is not None:
+        console.print(
+            f"boxes: {report.boxes_read} for these inputs, {report.boxes_low_score} scoring <= {box_threshold:g} "
+            f"and {report.boxes_overlapping} overlapping a better one (IoU > {nms_threshold:g}) dropped",
+            highlight=False,
+        )
+    done = f"{report.people} people in {report.images} images"
+    if report.videos or report.frames or report.broken_frames:
+        done += f" and {report.frames} frames of {report.videos} videos"
+        done += f" ({report.broken_frames} broken frames skipped)" if report.broken_frames else ""
+        console.print(f"{done} -> {out}/", highlight=False)
+    else:
+        console.print(f"{done} -> {out}/keypoints.json", highlight=False)
     if report.failures:
         raise typer.Exit(1)
 

@@ -45,11 +45,12 @@ def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
     return _create_unique(Path(parent), prefix, "", lambda path: os.mkdir(path, 0o777))
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     Nothing is left at ``path`` (and any previous file stays intact) if ``write`` raises. The file gets
-    the permissions of any new file (``0o666`` less the umask), like ``open(path, "w")``.
+    the permissions of any new file (``0o666`` less the umask), like ``open(path, "w")``. ``suffix`` ends the
+    temporary name (writers that pick a format by extension, like OpenCV's video writer, need the real one).
 
     Example:
         >>> import tempfile
@@ -62,7 +63,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_unique(path.parent, f".{path.name}.", ".tmp", _create_file)
+    tmp = _create_unique(path.parent, f".{path.name}.", suffix, _create_file)
     mode = stat.S_IMODE(tmp.stat().st_mode)  # 0o666 less the umask
     try:
         write(str(tmp))

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from hourglass.data import COCO_17, MPII_16, DataError, Skeleton, get_skeleton, skeleton_spec
+from hourglass.data import (
+    AIC_14,
+    COCO_17,
+    CROWDPOSE_14,
+    HALPE_26,
+    HALPE_136,
+    KNOWN_SKELETONS,
+    MPII_16,
+    DataError,
+    Skeleton,
+    get_skeleton,
+    recognise_skeleton,
+    skeleton_spec,
+)
 
 
 def test_mpii_order_and_flip_pairs_match_the_dataset() -> None:
@@ -61,3 +74,68 @@ def test_bad_skeletons_are_refused() -> None:
         Skeleton("bad", ("a", "b"), (0, 1), ((0, 2),), ((0, 0, 0),))
     with pytest.raises(DataError, match="keypoints"):
         Skeleton.from_coco_category({"name": "nothing"})
+
+
+# Known sets: the published tables restated independently of the module (mmpose configs/_base_/datasets and the
+# datasets' evaluation code), checked against the data.
+PUBLISHED_SIGMAS = {
+    "crowdpose_14": [0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79],  # x 10
+    "aic_14": [0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642, 0.03686941,
+               0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("skeleton", KNOWN_SKELETONS, ids=lambda s: s.name)
+def test_known_sets_are_consistent(skeleton: Skeleton) -> None:
+    """Left joints flip to the right joint of the same name, centre joints to themselves; every joint is drawn
+    (hands and face aside, which Halpe draws without face lines); sigmas, where published, one per joint."""
+    names = skeleton.joint_names
+    for i, j in enumerate(skeleton.flip_index):
+        if names[i].startswith(("left_", "l_")):
+            assert names[j].replace("right", "left").replace("r_", "l_", 1) == names[i], (names[i], names[j])
+        elif not names[i].startswith(("right_", "r_", "face-")):
+            assert i == j, names[i]
+    drawn = {j for e in skeleton.edges for j in e}
+    body = [i for i, n in enumerate(names) if not n.startswith("face-")]
+    assert set(body) <= drawn
+    assert len(set(skeleton.edges)) == len(skeleton.edges)
+    assert skeleton.sigmas is None or len(skeleton.sigmas) == skeleton.num_joints
+    assert get_skeleton(skeleton_spec(skeleton)) is skeleton
+
+
+def test_published_sigmas_and_sizes() -> None:
+    assert [round(10 * s, 6) for s in CROWDPOSE_14.sigmas] == PUBLISHED_SIGMAS["crowdpose_14"]
+    assert list(AIC_14.sigmas) == PUBLISHED_SIGMAS["aic_14"]
+    assert HALPE_136.num_joints == 136 and len(HALPE_136.edges) == 67  # halpe.py's 67 links
+    assert HALPE_136.sigmas[:17] == COCO_17.sigmas and set(HALPE_136.sigmas[26:]) == {0.015}
+    assert HALPE_26.joint_names == HALPE_136.joint_names[:26] and HALPE_26.sigmas == HALPE_136.sigmas[:26]
+    # Halpe's face: point 0 <-> 16 (jaw), 8 (chin) stays; each hand's wrist point swaps with the other hand's
+    face = HALPE_136.joint_names.index("face-0")
+    assert HALPE_136.flip_index[face] == face + 16 and HALPE_136.flip_index[face + 8] == face + 8
+    assert HALPE_136.flip_index[94] == 115 and HALPE_136.joint_names[94] == "left_wrist"
+    assert get_skeleton("ochuman") is COCO_17 and get_skeleton("crowdpose") is CROWDPOSE_14
+
+
+def test_categories_are_recognised_across_spellings() -> None:
+    """CrowdPose's own files say ``head``/``neck``; MPII files may say ``l_hip`` or ``left_hip``."""
+    crowd = {"id": 1, "name": "person", "keypoints": [*CROWDPOSE_14.joint_names[:12], "head", "neck"],
+             "skeleton": [[13, 14]]}  # fmt: skip
+    assert recognise_skeleton(crowd) is CROWDPOSE_14
+    long = {"r_": "right_", "l_": "left_"}
+    names = [long.get(n[:2], n[:2]) + n[2:] for n in MPII_16.joint_names]
+    mpii = {"id": 1, "name": "person", "keypoints": names}
+    assert recognise_skeleton(mpii) is MPII_16
+    halpe = HALPE_136.to_coco_category()
+    del halpe["flip_index"]
+    assert recognise_skeleton(halpe) is HALPE_136
+    other_sigmas = {**COCO_17.to_coco_category(), "sigmas": [0.05] * 17}
+    assert recognise_skeleton(other_sigmas).sigmas == (0.05,) * 17  # the file's own values win
+    custom = {"name": "hand", "keypoints": ["wrist", "thumb", "index"], "skeleton": [[1, 2], [1, 3]]}
+    assert recognise_skeleton(custom) == Skeleton.from_coco_category(custom)
+
+
+def test_skeleton_entries_naming_missing_joints_warn_and_are_dropped() -> None:
+    category = {"name": "hand", "keypoints": ["wrist", "thumb", "index"], "skeleton": [[1, 2], [1, 4], [0, 1], "x"]}
+    with pytest.warns(UserWarning, match=r"ann.json: category 'hand': 'skeleton' entries \[\[1, 4\], \[0, 1\], 'x'\]"):
+        sk = Skeleton.from_coco_category(category, "ann.json")
+    assert sk.edges == ((0, 1),)

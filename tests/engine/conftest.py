@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from hourglass.data import write_synthetic
+from hourglass.engine.checkpoints import save_checkpoint
+from hourglass.models import create_model
+
+PREDICT_INPUT = (128, 64)  # (H, W) of the predict checkpoint: a non-square input checks the aspect-ratio handling
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +74,19 @@ def make_config(tmp_path: Path, synth_data: Path):
         return load_config(path, overrides), path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained hg1 (16 MPII joints, input :data:`PREDICT_INPUT`) saved the way training saves them."""
+    torch.manual_seed(0)
+    kwargs = {"num_joints": 16, "num_channels": 32}
+    model = create_model("hg1", **kwargs)
+    meta = {
+        "model": {"name": "hg1", "kwargs": kwargs},
+        "data": {"input_size": list(PREDICT_INPUT), "heatmap_size": [32, 16], "sigma": 2.0, "skeleton": "mpii_16"},
+        "step": 0,
+        "epoch": 0,
+        "metrics": {},
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "hg1.safetensors", model, meta)

@@ -68,7 +68,8 @@ def test_perfect_heatmaps_score_100_in_image_pixels(make_config, flip: bool) -> 
     err = np.abs(result.keypoints - gt["keypoints"]) / heatmap_px[:, None, None]
     assert err[vis][:, 1].max() <= 0.26
     assert err[vis][:, 0].max() <= (0.51 if flip else 0.26)
-    assert "Total" in result.table["PCKh@0.5"] and result_table(result).row_count == 2
+    assert "Total" in result.table["PCKh@0.5"] and result_table(result, width=120).row_count == 2
+    assert result_table(result, width=80).row_count == 8  # 86 characters wide: a row per joint group
 
 
 def test_a_training_split_is_evaluated_on_plain_crops(make_config) -> None:

@@ -100,7 +100,9 @@ def test_bad_input_names_file_and_shape(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"short.mat: 2 people predicted \(shape \(2, 16, 2\)\) but .*gt.mat has 3"):
         evaluate_mpii_files(tmp_path / "short.mat", gt_path)
     scipy.io.savemat(tmp_path / "k14.mat", {"preds": gt[:, :14]})
-    with pytest.raises(ValueError, match=r"k14.mat: 'preds' has shape \(3, 14, 2\), expected \(N, 16, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"k14.mat: 'preds' has shape \(3, 14, 2\), expected \(N, 16, 2\) or \(2, 16, N\)"
+    ):
         evaluate_mpii_files(tmp_path / "k14.mat", gt_path)
     scipy.io.savemat(tmp_path / "other.mat", {"joints": gt})
     with pytest.raises(ValueError, match=r"other.mat: predictions file has no 'preds'"):
@@ -152,3 +154,61 @@ def test_joint_order_is_checked(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"gt2\.mat: dataset_joints is head, rank, j0"):
         read_mpii_ground_truth(tmp_path / "gt2.mat")
+
+
+def test_valid_h5_as_ground_truth_matches_the_official_file(data: Path) -> None:
+    """pose-hg-train's valid.h5 (``part`` rounded to whole pixels, ``normalize``) scores as the official file.
+
+    The allowed difference is what that rounding can change: a joint's verdict can only flip where its distance
+    to the official position lies within ``|part - pos_gt_src|`` (plus the threshold times the ``normalize``
+    difference) of the threshold. Every column is a weighted mean of per-joint PCKh, so it can move by at most
+    the largest such share among its joints.
+    """
+    official, torch_gt = read_mpii_ground_truth(data / "mpii_val_gt.mat"), read_mpii_ground_truth(data / "valid.h5")
+    np.testing.assert_array_equal(torch_gt.visible, official.visible)
+    preds = read_mpii_predictions(data / "preds_bearpaw_hg_s8_b1.mat")
+    dist = np.linalg.norm(preds - official.keypoints, axis=-1)
+    moved = np.linalg.norm(torch_gt.keypoints - official.keypoints, axis=-1)
+    moved += 0.5 * np.abs(torch_gt.head_size - official.head_size)[:, None]
+    near = official.visible & (np.abs(dist - 0.5 * official.head_size[:, None]) <= moved)
+    share = 100 * near.sum(0) / np.maximum(official.visible.sum(0), 1)  # (16,) per joint
+    groups = {"Head": (8, 9), "Shoulder": (12, 13), "Elbow": (11, 14), "Wrist": (10, 15), "Hip": (2, 3),
+              "Knee": (1, 4), "Ankle": (0, 5)}  # fmt: skip
+    groups["Total"] = tuple(j for g in groups.values() for j in g)
+    for protocol in ("official", "bearpaw", "hrnet"):
+        want = evaluate_mpii_files(data / "preds_bearpaw_hg_s8_b1.mat", data / "mpii_val_gt.mat", protocol)
+        got = evaluate_mpii_files(data / "preds_bearpaw_hg_s8_b1.mat", data / "valid.h5", protocol)
+        for column, joints in groups.items():
+            assert abs(got[column] - want[column]) <= share[list(joints)].max() + 1e-9, (protocol, column)
+        assert got["Total"] == pytest.approx(want["Total"], abs=0.01), protocol
+
+
+def test_prediction_layouts_of_eval_mpii_pose(tmp_path: Path) -> None:
+    """``preds`` as ``[n x 16 x 2]`` or ``[2 x 16 x n]``, in .mat and .h5, including the n = 2 tie."""
+    for n in (3, 2):
+        gt = _write_gt(tmp_path / f"gt{n}.mat", n)
+        coords_first = gt.transpose(2, 1, 0)  # (2, 16, n)
+        scipy.io.savemat(tmp_path / f"a{n}.mat", {"preds": gt})
+        scipy.io.savemat(tmp_path / f"b{n}.mat", {"preds": coords_first})
+        with h5py.File(tmp_path / f"c{n}.h5", "w") as f:
+            f["preds"] = gt  # as Torch's hdf5 writes (n, 16, 2); MATLAB sees [2 x 16 x n]
+        files = [f"b{n}.mat", f"c{n}.h5"]
+        if n != 2:  # with n = 2 evalMPII.m takes a first axis of size 2 (MATLAB's order) for the coordinates
+            with h5py.File(tmp_path / f"d{n}.h5", "w") as f:
+                f["preds"] = coords_first
+            files += [f"a{n}.mat", f"d{n}.h5"]
+        for name in files:
+            np.testing.assert_allclose(read_mpii_predictions(tmp_path / name), gt, err_msg=name)
+            assert evaluate_mpii_files(tmp_path / name, tmp_path / f"gt{n}.mat")["Total"] == 100.0
+
+
+def test_valid_h5_bad_input(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "nonorm.h5", "w") as f:
+        f["part"] = np.ones((3, 16, 2))
+    with pytest.raises(ValueError, match=r"nonorm.h5: has 'part' but no 'normalize'"):
+        read_mpii_ground_truth(tmp_path / "nonorm.h5")
+    with h5py.File(tmp_path / "zero.h5", "w") as f:
+        f["part"] = np.ones((3, 16, 2))
+        f["normalize"] = np.array([10.0, 0.0, 10.0])
+    with pytest.raises(ValueError, match=r"zero.h5: 'normalize' \(head size\) of person 1 is 0.0"):
+        read_mpii_ground_truth(tmp_path / "zero.h5")

@@ -18,27 +18,20 @@ from hourglass.cli import app
 from hourglass.data import HeatmapCodec, Skeleton
 from hourglass.deploy.runtimes import create_runtime
 from hourglass.engine.checkpoints import save_checkpoint
-from hourglass.engine.predict import Predictor, box_problem, predict_files, read_boxes
+from hourglass.engine.predict import (
+    BOX_THRESHOLD,
+    NMS_THRESHOLD,
+    Predictor,
+    box_iou,
+    box_problem,
+    predict_files,
+    read_boxes,
+    suppress_overlaps,
+)
 from hourglass.models import create_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INPUT = (128, 64)  # (H, W): a non-square input checks the aspect-ratio handling
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small untrained hg1 saved the way training saves checkpoints."""
-    torch.manual_seed(0)
-    kwargs = {"num_joints": 16, "num_channels": 32}
-    model = create_model("hg1", **kwargs)
-    meta = {
-        "model": {"name": "hg1", "kwargs": kwargs},
-        "data": {"input_size": list(INPUT), "heatmap_size": [32, 16], "sigma": 2.0, "skeleton": "mpii_16"},
-        "step": 0,
-        "epoch": 0,
-        "metrics": {},
-    }
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "hg1.safetensors", model, meta)
+INPUT = (128, 64)  # (H, W) of the `checkpoint` fixture (tests/engine/conftest.py): non-square
 
 
 def _photo(h: int = 90, w: int = 70, seed: int = 0) -> np.ndarray:
@@ -133,7 +126,7 @@ def test_predict_files_boxes_heatmaps_and_failures(checkpoint: Path, tmp_path: P
     (images / "notes.txt").write_text("not an image, ignored in a folder")
     dets = [
         {"image_id": 42, "category_id": 1, "bbox": [5, 5, 40, 60], "score": 0.8},
-        {"image_id": 42, "category_id": 1, "bbox": [10, 10, 30, 50], "score": 0.5},
+        {"image_id": 42, "category_id": 1, "bbox": [40, 40, 25, 45], "score": 0.5},
         {"image_id": 42, "category_id": 1, "bbox": [10, 10, 0, 50], "score": 0.5},
         {"image_id": "b", "category_id": 1, "bbox": [300, 300, 10, 10], "score": 0.9},
     ]
@@ -239,3 +232,63 @@ def test_network_of_another_joint_count_is_named() -> None:
     )
     with pytest.raises(ValueError, match=r"heatmaps of shape \(2, 3, 16, 16\), expected \(2, 16, 16, 16\)"):
         predictor(_photo())
+
+
+def test_suppress_overlaps_is_greedy_by_score() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 10, 10], [20, 20, 5, 5], [0, 0, 10, 10], [6, 0, 10, 10]], float)
+    scores = np.array([0.5, 0.9, 0.4, 0.5, 0.6])
+    # 1 (0.9) removes 0 and 3 (IoU 9/11); 4 (0.6) overlaps 1 by 5/15 = 0.33 > 0.3; 2 overlaps nothing
+    assert suppress_overlaps(boxes, scores, 0.3).tolist() == [1, 2]
+    assert suppress_overlaps(boxes, scores, 0.4).tolist() == [1, 4, 2]
+    assert sorted(suppress_overlaps(boxes, scores, 1.0).tolist()) == [0, 1, 2, 3, 4]  # 1 keeps everything
+    assert suppress_overlaps(np.zeros((0, 4)), np.zeros(0)).tolist() == []
+    np.testing.assert_allclose(box_iou([0, 0, 10, 10], boxes[[1, 2, 4]]), [90 / 110, 0.0, 40 / 160])
+
+
+def test_cli_threshold_defaults_are_the_library_ones() -> None:
+    import inspect
+
+    from hourglass.cli import predict as predict_cmd
+
+    defaults = {name: p.default for name, p in inspect.signature(predict_cmd).parameters.items()}
+    assert (defaults["box_threshold"], defaults["nms_threshold"]) == (BOX_THRESHOLD, NMS_THRESHOLD)
+
+
+@pytest.fixture(scope="module")
+def coco_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 17-joint hg1 (COCO skeleton, 32x32 input): enough to run prediction on real photos."""
+    torch.manual_seed(0)
+    kwargs = {"num_joints": 17, "num_channels": 16, "depth": 2}
+    meta = {
+        "model": {"name": "hg1", "kwargs": kwargs},
+        "data": {"input_size": [32, 32], "heatmap_size": [8, 8], "sigma": 2.0, "skeleton": "coco_17"},
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("coco") / "hg1.safetensors", create_model("hg1", **kwargs), meta)
+
+
+def test_predict_real_coco_photos_with_detector_boxes(
+    real_samples_dir: Path, coco_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The 4 COCO photos with a detector's 118 boxes: low scores dropped, duplicates suppressed, people kept."""
+    coco = real_samples_dir / "coco"
+    dets = json.loads((coco / "test_coco_det_AP_H_56.json").read_text())
+    truth = json.loads((coco / "test_coco.json").read_text())
+    out = tmp_path / "out"
+    args = ["predict", str(coco), "--checkpoint", str(coco_checkpoint), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--boxes", str(coco / "test_coco_det_AP_H_56.json")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "keypoints.json").read_text())
+    above = [d for d in dets if d["score"] > BOX_THRESHOLD]
+    assert 0 < len(results) < len(above) < len(dets)  # the threshold and the suppression both removed boxes
+    assert f"boxes: {len(dets)} for these inputs, {len(dets) - len(above)} scoring <= 0.3" in result.output
+    assert f"{len(results)} people in 4 images" in result.output
+    for image in truth["images"]:
+        mine = [r for r in results if r["image_id"] == image["id"]]
+        boxes = np.array([r["bbox"] for r in mine])
+        for i, box in enumerate(boxes):  # no two kept boxes of one photo overlap by more than the NMS threshold
+            assert (box_iou(box, np.delete(boxes, i, axis=0)) <= NMS_THRESHOLD).all()
+        for ann in (a for a in truth["annotations"] if a["image_id"] == image["id"]):
+            assert box_iou(ann["bbox"], boxes).max() > 0.4, f"annotation {ann['id']} lost its person"
+        overlay = cv2.imread(str(out / Path(image["file_name"]).with_suffix(".png")))
+        assert overlay.shape == (image["height"], image["width"], 3)
+    assert all(len(r["keypoints"]) == 17 * 3 for r in results)

@@ -5,7 +5,19 @@ from .codec import HeatmapCodec, flip_back, flip_keypoints, flip_test
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
 from .errors import DataError
 from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
-from .skeletons import COCO_17, MPII_16, Skeleton, get_skeleton, skeleton_spec
+from .skeletons import (
+    AIC_14,
+    COCO_17,
+    CROWDPOSE_14,
+    HALPE_26,
+    HALPE_136,
+    KNOWN_SKELETONS,
+    MPII_16,
+    Skeleton,
+    get_skeleton,
+    recognise_skeleton,
+    skeleton_spec,
+)
 from .synthetic import SyntheticFigures, render_figure, sample_figure, write_synthetic
 from .transforms import (
     Augmentation,
@@ -19,7 +31,12 @@ from .transforms import (
 )
 
 __all__ = [
+    "AIC_14",
     "COCO_17",
+    "CROWDPOSE_14",
+    "HALPE_26",
+    "HALPE_136",
+    "KNOWN_SKELETONS",
     "MPII_16",
     "AugmentParams",
     "Augmentation",
@@ -44,6 +61,7 @@ __all__ = [
     "load_mpii_h5",
     "load_mpii_json",
     "mirror_matrix",
+    "recognise_skeleton",
     "render_figure",
     "sample_figure",
     "skeleton_spec",

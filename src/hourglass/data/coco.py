@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from hourglass.extras import require_extra
 from .codec import HeatmapCodec
 from .dataset import KeypointDataset, Record
 from .errors import DataError
-from .skeletons import COCO_17, MPII_16, Skeleton
+from .skeletons import Skeleton, recognise_skeleton
 from .transforms import Augmentation, box_to_center_scale
 
 if TYPE_CHECKING:  # pycocotools is imported where COCO files are read, so MPII-only use runs without it
@@ -60,35 +61,93 @@ def keypoint_category(coco: COCO, source: str, category_id: int | None = None) -
     return cats[0]
 
 
-def skeleton_of(category: dict[str, Any]) -> Skeleton:
-    """The built-in skeleton when the category's joint names are COCO_17's or MPII_16's, else a custom one."""
-    names = tuple(category["keypoints"])
-    for known in (COCO_17, MPII_16):
-        if names == known.joint_names:
-            return known
-    return Skeleton.from_coco_category(category)
+def skeleton_of(category: dict[str, Any], source: str = "COCO category") -> Skeleton:
+    """The built-in set whose joints the category lists (COCO, MPII, CrowdPose, AI Challenger, Halpe), else a
+    custom skeleton from the category (:func:`~hourglass.data.skeletons.recognise_skeleton`)."""
+    return recognise_skeleton(category, source)
 
 
-def load_coco_people(coco: COCO, category: dict[str, Any], aspect_ratio: float, source: str) -> list[Record]:
-    """Ground-truth records: non-crowd people with at least one labelled keypoint and a box with area."""
+def check_ids(coco: COCO, source: str) -> None:
+    """Refuse duplicate image or annotation ids (pycocotools would silently keep one and count the other twice)."""
+    for field in ("images", "annotations"):
+        seen: set[Any] = set()
+        for i, entry in enumerate(coco.dataset.get(field, [])):
+            key = entry.get("id")
+            if key in seen:
+                raise DataError(f"{source}: {field}[{i}]: duplicate 'id' {key!r}; every {field[:-1]} needs its own id")
+            seen.add(key)
+
+
+def load_coco_people(
+    coco: COCO, category: dict[str, Any], aspect_ratio: float, source: str, skip_bad: bool = False
+) -> list[Record]:
+    """Ground-truth records: non-crowd people with at least one labelled keypoint and a box with area.
+
+    People without labelled keypoints are left out (as HRNet and mmpose do). Labelled keypoints outside the
+    image are unlabelled with one warning naming the file, the annotation ids and ``keypoints``. A person whose
+    box has no area or whose fields are malformed is a :class:`DataError` naming the file, the annotation id
+    and the field; with ``skip_bad`` that person is left out with a warning instead.
+    """
+    check_ids(coco, source)
     k = len(category["keypoints"])
-    records = []
+    records, outside = [], []
+    orphans = [a.get("id") for a in coco.dataset.get("annotations", []) if a.get("image_id") not in coco.imgs]
+    if orphans:
+        warnings.warn(
+            f"{source}: annotations {orphans[:5]}{' ...' if len(orphans) > 5 else ''} name an 'image_id' that is "
+            "not in 'images'; left out",
+            stacklevel=2,
+        )
     for image_id in sorted(coco.imgs):
         img = coco.imgs[image_id]
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=image_id, catIds=[category["id"]], iscrowd=None)):
             where = f"{source}: annotation id {ann.get('id')} (image {image_id})"
             if ann.get("iscrowd", 0):
                 continue
-            if "keypoints" not in ann or "bbox" not in ann:
-                raise DataError(f"{where}: missing field 'keypoints' or 'bbox'")
-            kps = np.asarray(ann["keypoints"], dtype=np.float64)
-            if kps.size != 3 * k:
-                raise DataError(f"{where}: {kps.size} keypoint values, expected {3 * k} ({k} joints x (x, y, v))")
-            kps = kps.reshape(k, 3)
-            if not (kps[:, 2] > 0).any():
-                continue
-            records.append(_record(ann, img, kps, aspect_ratio, where))
+            try:
+                kps = _keypoints(ann, k, where)
+                if not (kps[:, 2] > 0).any():
+                    continue
+                off = _outside(kps, img)
+                if off.any():
+                    outside.append(ann.get("id"))
+                    kps[off] = 0
+                    if not (kps[:, 2] > 0).any():
+                        continue
+                records.append(_record(ann, img, kps, aspect_ratio, where))
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                warnings.warn(f"skipping: {err}", stacklevel=2)
+    if outside:
+        warnings.warn(
+            f"{source}: annotations {outside[:5]}{' ...' if len(outside) > 5 else ''}: labelled 'keypoints' outside "
+            "the image (beyond its width/height); those keypoints are treated as unlabelled",
+            stacklevel=2,
+        )
     return records
+
+
+def _keypoints(ann: dict[str, Any], k: int, where: str) -> np.ndarray:
+    """``(K, 3)`` ``x, y, v`` of an annotation; DataError naming the field when absent or malformed."""
+    if "keypoints" not in ann or "bbox" not in ann:
+        raise DataError(f"{where}: missing field 'keypoints' or 'bbox'")
+    try:
+        kps = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: 'keypoints' must be a flat list of numbers (x, y, v) * {k}") from None
+    if kps.size != 3 * k:
+        raise DataError(f"{where}: {kps.size} keypoint values, expected {3 * k} ({k} joints x (x, y, v))")
+    return kps.reshape(k, 3)
+
+
+def _outside(kps: np.ndarray, img: dict[str, Any]) -> np.ndarray:
+    """``(K,)`` labelled keypoints lying outside the recorded image (a pixel of slack for rounding)."""
+    width, height = img.get("width"), img.get("height")
+    if not (width and height):
+        return np.zeros(len(kps), bool)
+    x, y = kps[:, 0], kps[:, 1]
+    return (kps[:, 2] > 0) & ((x < -1) | (y < -1) | (x > width) | (y > height))
 
 
 def _record(ann: dict[str, Any], img: dict[str, Any], kps: np.ndarray, aspect: float, where: str) -> Record:
@@ -119,6 +178,7 @@ def _record(ann: dict[str, Any], img: dict[str, Any], kps: np.ndarray, aspect: f
         bbox=np.array([x, y, w, h]),
         score=float(ann.get("score", 1.0)),
         image_id=ann["image_id"],
+        image_size=(int(height), int(width)) if width and height else None,
     )
 
 
@@ -178,7 +238,7 @@ class COCOKeypoints(KeypointDataset):
         source = str(ann_file)
         self.coco = load_coco(ann_file)
         self.category = keypoint_category(self.coco, source, category_id)
-        skeleton = skeleton or skeleton_of(self.category)
+        skeleton = skeleton or skeleton_of(self.category, source)
         if skeleton.num_joints != len(self.category["keypoints"]):
             raise DataError(
                 f"{source}: category has {len(self.category['keypoints'])} keypoints, "
@@ -188,5 +248,5 @@ class COCOKeypoints(KeypointDataset):
         if detections is not None:
             records = load_detections(detections, self.coco, self.category, aspect, min_score)
         else:
-            records = load_coco_people(self.coco, self.category, aspect, source)
+            records = load_coco_people(self.coco, self.category, aspect, source, skip_bad)
         super().__init__(records, skeleton, codec, image_root, augmentation, seed, skip_bad, source)

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from .codec import HeatmapCodec
 from .errors import DataError
+from .images import read_image
 from .skeletons import Skeleton
 from .transforms import (
     Augmentation,
@@ -64,6 +65,8 @@ class Record:
         bbox: (4,) person box (x, y, w, h), zeros when unknown.
         score: detection score (1 for ground-truth boxes).
         image_id: the image's id in the annotation file (COCO id, or MPII's image index).
+        image_size: ``(H, W)`` the annotation file records for the image (COCO), or ``None``; the reader
+            checks it and picks the EXIF orientation that fits (:func:`hourglass.data.images.read_image`).
     """
 
     image_file: str
@@ -76,6 +79,7 @@ class Record:
     bbox: np.ndarray = field(default_factory=lambda: np.zeros(4))
     score: float = 1.0
     image_id: int | str = -1
+    image_size: tuple[int, int] | None = None
 
 
 def check_record(rec: Record, num_joints: int, where: str) -> Record:
@@ -108,7 +112,8 @@ def check_record(rec: Record, num_joints: int, where: str) -> Record:
     if not np.isfinite(head) or head < 0:
         raise DataError(f"{where}: head size {head} is not a finite number >= 0")
     bbox = np.asarray(rec.bbox, dtype=np.float64).reshape(4)
-    return Record(str(rec.image_file), center, scale, kp, vis, occ, head, bbox, float(rec.score), rec.image_id)
+    size = None if rec.image_size is None else (int(rec.image_size[0]), int(rec.image_size[1]))
+    return Record(str(rec.image_file), center, scale, kp, vis, occ, head, bbox, float(rec.score), rec.image_id, size)
 
 
 class KeypointDataset(Dataset):
@@ -121,9 +126,10 @@ class KeypointDataset(Dataset):
         image_root: folder that ``Record.image_file`` is relative to.
         augmentation: training augmentation, or ``None`` for evaluation (plain crop).
         seed: base seed of the augmentation draws.
-        skip_bad: if true, a missing or unreadable image is skipped with a warning (the next readable
+        skip_bad: if true, a record that fails :func:`check_record` is dropped with a warning, and a
+            missing, unreadable or wrongly sized image is skipped with a warning (the next readable
             sample is returned instead and :attr:`bad_count` grows; per worker process when loaded by
-            several workers); if false it raises :class:`DataError` naming the file and the record.
+            several workers); if false both raise :class:`DataError` naming the file and the record.
         source: name of the annotation file, used in error messages.
     """
 
@@ -141,7 +147,14 @@ class KeypointDataset(Dataset):
         self.skeleton = skeleton
         self.codec = codec
         self.source = source
-        self.records = [check_record(r, skeleton.num_joints, f"{source}: record {i}") for i, r in enumerate(records)]
+        self.records = []
+        for i, r in enumerate(records):
+            try:
+                self.records.append(check_record(r, skeleton.num_joints, f"{source}: record {i}"))
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                warnings.warn(f"skipping: {err}", stacklevel=2)
         self.image_root = Path(image_root) if image_root is not None else None
         self.augmentation = augmentation
         self.seed = int(seed)
@@ -162,13 +175,9 @@ class KeypointDataset(Dataset):
         return f if self.image_root is None or f.is_absolute() else self.image_root / f
 
     def read_image(self, index: int) -> np.ndarray:
-        """The (h, w, 3) uint8 RGB image of record ``index`` (OpenCV, EXIF orientation ignored)."""
-        path = self.image_path(index)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            what = "missing" if not path.exists() else "unreadable or not an image"
-            raise DataError(f"{self.source}: record {index}: image {path} is {what}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        """The (h, w, 3) uint8 RGB image of record ``index`` (:func:`hourglass.data.images.read_image`)."""
+        rec = self.records[index]
+        return read_image(self.image_path(index), rec.image_size, f"{self.source}: record {index}")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):

@@ -1,16 +1,29 @@
 """Joint metadata as data: names, flip partners, drawing edges and colours, OKS sigmas where defined.
 
 A :class:`Skeleton` is plain data shared by datasets (flip augmentation swaps ``flip_index`` partners),
-the codec's flip helpers, evaluation (OKS ``sigmas``) and drawing (``edges``, ``colours``). Custom
-keypoint sets (animals, hands, faces) come from a COCO ``categories`` entry through
+the codec's flip helpers, evaluation (OKS ``sigmas``) and drawing (``edges``, ``colours``).
+
+Known sets (:data:`KNOWN_SKELETONS`): MPII (16), COCO (17; OCHuman uses the same set), CrowdPose (14),
+AI Challenger (14), Halpe full body (136) and its 26-joint body-and-feet part. Orders, flip pairs and edges
+follow the datasets' own files (as mmpose's ``configs/_base_/datasets`` restates them); OKS sigmas are the
+ones the datasets' official evaluation code uses (cocoapi, crowdposetools, AI Challenger's
+``keypoint_eval.py``, halpecocotools). A COCO-format category whose joint names are one of these sets
+(compared after normalising case, separators, ``l_``/``left_`` and head/neck spellings) gets that set,
+so it is scored with its OKS sigmas (:func:`recognise_skeleton`).
+
+Custom keypoint sets (animals, hands, faces) come from a COCO ``categories`` entry through
 :meth:`Skeleton.from_coco_category`; the flip partners are inferred from ``left``/``right`` in the names.
+Colours: limbs on the left side orange, on the right blue, in the middle green (joints take the colour of
+their first limb when drawn).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from .errors import DataError
@@ -65,30 +78,38 @@ class Skeleton:
             raise DataError(f"skeleton {self.name!r} has no joint {joint_name!r}") from None
 
     @classmethod
-    def from_coco_category(cls, category: Mapping[str, Any]) -> Skeleton:
+    def from_coco_category(cls, category: Mapping[str, Any], source: str = "COCO category") -> Skeleton:
         """A skeleton from a COCO ``categories`` entry (``name``, ``keypoints``, ``skeleton`` 1-based pairs).
 
         Flip partners are inferred from the names (``left_x``/``right_x``, ``l_x``/``r_x``, ``x_left`` ...);
         an optional ``flip_index`` list in the entry overrides that. OKS sigmas come from an optional
-        ``sigmas`` list, or from :data:`COCO_17` when the names are exactly COCO's.
+        ``sigmas`` list, or from the known set (:data:`KNOWN_SKELETONS`) whose joint names these are.
+        ``skeleton`` entries that are not pairs of joints of this category only affect drawing: they are
+        dropped with a warning naming ``source`` and the entry.
         """
         name = str(category.get("name", "custom"))
+        where = f"{source}: category {name!r}"
         if "keypoints" not in category:
-            raise DataError(f"COCO category {name!r}: no 'keypoints' list of joint names")
+            raise DataError(f"{where}: no 'keypoints' list of joint names")
         names = tuple(str(n) for n in category["keypoints"])
         k = len(names)
+        edges = _edge_entries(category.get("skeleton", []), k, where)
         try:
-            edges = tuple((int(a) - 1, int(b) - 1) for a, b in category.get("skeleton", []))
+            flip = tuple(int(i) for i in category["flip_index"]) if "flip_index" in category else None
         except (TypeError, ValueError):
-            raise DataError(f"COCO category {name!r}: 'skeleton' must be a list of 1-based joint pairs") from None
-        flip = tuple(int(i) for i in category["flip_index"]) if "flip_index" in category else infer_flip_index(names)
+            raise DataError(f"{where}: 'flip_index' must be a list of joint indices") from None
+        flip = flip if flip is not None else infer_flip_index(names)
+        if len(flip) != k:
+            raise DataError(f"{where}: {k} keypoints but {len(flip)} flip_index entries")
         sigmas: tuple[float, ...] | None = None
         if "sigmas" in category:
-            sigmas = tuple(float(s) for s in category["sigmas"])
-        elif names == COCO_17.joint_names:
-            sigmas = COCO_17.sigmas
-        if len(flip) != k:
-            raise DataError(f"COCO category {name!r}: {k} keypoints but {len(flip)} flip_index entries")
+            try:
+                sigmas = tuple(float(s) for s in category["sigmas"])
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: 'sigmas' must be a list of numbers") from None
+        else:
+            known = _known_by_names(names)
+            sigmas = known.sigmas if known is not None else None
         return cls(name, names, flip, edges, _edge_colours(names, edges), sigmas)
 
     def to_coco_category(self, category_id: int = 1, name: str = "person") -> dict[str, Any]:
@@ -160,18 +181,50 @@ def _edge_colours(names: Sequence[str], edges: Sequence[tuple[int, int]]) -> tup
     return tuple(out)
 
 
+def _edge_entries(entries: Any, k: int, where: str) -> tuple[tuple[int, int], ...]:
+    """1-based COCO ``skeleton`` pairs as 0-based edges; entries that are not two joints of ``k`` are
+    dropped with one warning (they only affect drawing)."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str):
+        warnings.warn(f"{where}: 'skeleton' is not a list of joint pairs; no limbs will be drawn", stacklevel=3)
+        return ()
+    edges, bad = [], []
+    for entry in entries:
+        try:
+            a, b = (int(v) - 1 for v in entry)
+        except (TypeError, ValueError):
+            bad.append(entry)
+            continue
+        if 0 <= a < k and 0 <= b < k:
+            edges.append((a, b))
+        else:
+            bad.append(entry)
+    if bad:
+        warnings.warn(
+            f"{where}: 'skeleton' entries {bad[:5]}{' ...' if len(bad) > 5 else ''} name joints the category does "
+            f"not have (expected 1-based pairs in 1..{k}); dropped, they only affect drawing",
+            stacklevel=3,
+        )
+    return tuple(edges)
+
+
 def _make(
-    name: str, names: Sequence[str], edges: Sequence[tuple[int, int]], sigmas: Sequence[float] | None
+    name: str,
+    names: Sequence[str],
+    edges: Sequence[tuple[int, int]] | Sequence[tuple[str, str]],
+    sigmas: Sequence[float] | None,
+    flip_pairs: Sequence[tuple[int, int]] | None = None,
 ) -> Skeleton:
+    """A known set; ``edges`` as index pairs or name pairs; flip partners from the names unless given."""
     names = tuple(names)
-    return Skeleton(
-        name,
-        names,
-        infer_flip_index(names),
-        tuple(edges),
-        _edge_colours(names, edges),
-        None if sigmas is None else tuple(sigmas),
-    )
+    pairs = tuple((names.index(a), names.index(b)) if isinstance(a, str) else (a, b) for a, b in edges)  # type: ignore[arg-type]
+    if flip_pairs is None:
+        flip = infer_flip_index(names)
+    else:
+        flip_list = list(range(len(names)))
+        for a, b in flip_pairs:
+            flip_list[a], flip_list[b] = b, a
+        flip = tuple(flip_list)
+    return Skeleton(name, names, flip, pairs, _edge_colours(names, pairs), None if sigmas is None else tuple(sigmas))
 
 
 MPII_16 = _make(
@@ -279,11 +332,136 @@ COCO_17 = _make(
 )
 """The 17 COCO person keypoints with the official OKS sigmas (cocoapi ``COCOeval``)."""
 
-_BY_NAME = {"mpii": MPII_16, "mpii_16": MPII_16, "coco": COCO_17, "coco_17": COCO_17}
+CROWDPOSE_14 = _make(
+    "crowdpose_14",
+    ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head_top", "neck"),
+    (("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("right_ankle", "right_knee"),
+     ("right_knee", "right_hip"), ("left_hip", "right_hip"), ("left_shoulder", "left_hip"),
+     ("right_shoulder", "right_hip"), ("left_shoulder", "right_shoulder"), ("left_shoulder", "left_elbow"),
+     ("right_shoulder", "right_elbow"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"),
+     ("head_top", "neck"), ("right_shoulder", "neck"), ("left_shoulder", "neck")),
+    (0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
+)  # fmt: skip
+"""CrowdPose (Li et al., CVPR 2019); sigmas of ``crowdposetools/cocoeval.py``. Its files call joint 12 ``head``."""
+
+AIC_14 = _make(
+    "aic_14",
+    ("right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist", "right_hip",
+     "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck"),
+    (("right_wrist", "right_elbow"), ("right_elbow", "right_shoulder"), ("right_shoulder", "neck"),
+     ("neck", "left_shoulder"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+     ("right_ankle", "right_knee"), ("right_knee", "right_hip"), ("right_hip", "left_hip"),
+     ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("head_top", "neck"),
+     ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip")),
+    (0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642, 0.03686941,
+     0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173),
+)  # fmt: skip
+"""AI Challenger keypoints (Wu et al. 2017); sigmas are half the ``delta`` of its official ``keypoint_eval.py``."""
+
+_HALPE_BODY = (
+    *COCO_17.joint_names, "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
+    "right_small_toe", "left_heel", "right_heel",
+)  # fmt: skip
+_HALPE_BODY_EDGES = (
+    ("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("left_hip", "hip"), ("right_ankle", "right_knee"),
+    ("right_knee", "right_hip"), ("right_hip", "hip"), ("head", "neck"), ("neck", "hip"), ("neck", "left_shoulder"),
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("neck", "right_shoulder"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"), ("left_eye", "right_eye"),
+    ("nose", "left_eye"), ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"),
+    ("left_ear", "left_shoulder"), ("right_ear", "right_shoulder"), ("left_ankle", "left_big_toe"),
+    ("left_ankle", "left_small_toe"), ("left_ankle", "left_heel"), ("right_ankle", "right_big_toe"),
+    ("right_ankle", "right_small_toe"), ("right_ankle", "right_heel"),
+)  # fmt: skip
+_HALPE_SIGMAS = (*COCO_17.sigmas, 0.08, 0.08, 0.08, *(0.089,) * 6, *(0.015,) * 110)  # type: ignore[misc]
+_FINGERS = ("thumb", "forefinger", "middle_finger", "ring_finger", "pinky_finger")
+_HAND = ("wrist", *(f"{f}{i}" for f in _FINGERS for i in range(1, 5)))  # 21 points, wrist first
+# The 68 face points (iBUG 300-W order) and their mirror partners, as Halpe's files list them.
+_FACE_FLIP = (
+    *((i, 16 - i) for i in range(8)), *((17 + i, 26 - i) for i in range(5)), (31, 35), (32, 34),
+    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46), (48, 54), (49, 53), (50, 52), (55, 59), (56, 58),
+    (60, 64), (61, 63), (65, 67),
+)  # fmt: skip
+
+HALPE_26 = _make("halpe_26", _HALPE_BODY, _HALPE_BODY_EDGES, _HALPE_SIGMAS[:26])
+"""Halpe's body and feet (26 joints: COCO's 17, head, neck, hip, toes, heels), the part most models train on.
+
+Sigmas: those halpecocotools scores these joints with in the 136-point set (mmpose's ``halpe26.py`` uses
+0.026, 0.026, 0.066 for head, neck, hip and 0.079 for the feet instead)."""
+
+
+def _halpe_136() -> Skeleton:
+    names = (*_HALPE_BODY, *(f"face-{i}" for i in range(68)), *(f"left_{h}" for h in _HAND),
+             *(f"right_{h}" for h in _HAND))  # fmt: skip
+    hand_edges = []
+    for side in ("left", "right"):
+        base = names.index(f"{side}_wrist", 26)  # the hand's own wrist point, not the body's
+        for f in range(5):
+            chain = [base, *(base + 1 + 4 * f + i for i in range(4))]
+            hand_edges += list(pairwise(chain))
+    body_edges = [(names.index(a), names.index(b)) for a, b in _HALPE_BODY_EDGES]
+    flips = [(a, b) for a, b in enumerate(HALPE_26.flip_index) if a < b]
+    flips += [(26 + a, 26 + b) for a, b in _FACE_FLIP] + [(94 + i, 115 + i) for i in range(21)]
+    return _make("halpe_136", names, [*body_edges, *hand_edges], _HALPE_SIGMAS, flips)
+
+
+HALPE_136 = _halpe_136()
+"""Halpe full body (Li et al., CVPR 2020): 26 body and feet joints, 68 face points, 21 per hand (each hand
+repeats its wrist); sigmas of halpecocotools' ``cocoeval.py``. Flip partners are listed, not inferred (the
+face points have no side in their names)."""
+
+KNOWN_SKELETONS: tuple[Skeleton, ...] = (MPII_16, COCO_17, CROWDPOSE_14, AIC_14, HALPE_26, HALPE_136)
+"""Every built-in keypoint set; :func:`recognise_skeleton` matches a COCO category against them."""
+
+_BY_NAME = {
+    **{s.name: s for s in KNOWN_SKELETONS},
+    **{"mpii": MPII_16, "coco": COCO_17, "ochuman": COCO_17, "crowdpose": CROWDPOSE_14, "aic": AIC_14,
+       "halpe": HALPE_136, "halpe26": HALPE_26},
+}  # fmt: skip
+_SYNONYMS = {"top_head": "head_top", "head": "head_top", "upper_neck": "neck"}
+
+
+def _canonical(name: str) -> str:
+    """A joint name compared across files: lower case, ``_`` separators, ``left_``/``right_`` prefixes, head
+    and neck spellings unified (``top_head``/``head`` -> ``head_top``, ``upper_neck`` -> ``neck``)."""
+    side = _side(name)
+    rest = side[1] if side else "_".join(t for t in re.split(r"[_\-. ]+", name.lower()) if t)
+    rest = _SYNONYMS.get(rest, rest)
+    return f"{side[0]}_{rest}" if side else rest
+
+
+def _known_by_names(names: Sequence[str]) -> Skeleton | None:
+    wanted = tuple(_canonical(n) for n in names)
+    for known in KNOWN_SKELETONS:
+        if len(known.joint_names) == len(wanted) and tuple(_canonical(n) for n in known.joint_names) == wanted:
+            return known
+    return None
+
+
+def recognise_skeleton(category: Mapping[str, Any], source: str = "COCO category") -> Skeleton:
+    """The built-in set whose joints a COCO ``categories`` entry lists (same order), else a custom skeleton.
+
+    A recognised set brings its own edges, flip pairs and OKS sigmas, so the file is scored with OKS AP;
+    a custom one is :meth:`Skeleton.from_coco_category`, as is a known one whose entry gives other
+    ``flip_index`` or ``sigmas`` (the file's own values win).
+    """
+    if "keypoints" not in category:
+        raise DataError(f"{source}: category {category.get('name', 'custom')!r}: no 'keypoints' list of joint names")
+    known = _known_by_names([str(n) for n in category["keypoints"]])
+    if known is None:
+        return Skeleton.from_coco_category(category, source)
+    where = f"{source}: category {category.get('name', 'custom')!r}"
+    _edge_entries(category.get("skeleton", []), known.num_joints, where)  # warns about entries naming no joint
+    own = Skeleton.from_coco_category({**category, "skeleton": []}, source)  # its own flip_index / sigmas, if any
+    agrees = ("flip_index" not in category or own.flip_index == known.flip_index) and (
+        "sigmas" not in category or own.sigmas == known.sigmas
+    )
+    return known if agrees else Skeleton.from_coco_category(category, source)
 
 
 def get_skeleton(spec: str | Mapping[str, Any] | Skeleton) -> Skeleton:
-    """A skeleton from a name (``"mpii"``, ``"mpii_16"``, ``"coco"``, ``"coco_17"``) or a COCO category dict.
+    """A skeleton from a name (``"mpii"``, ``"coco"``, ``"crowdpose"``, ``"aic"``, ``"halpe"``, ``"halpe26"``,
+    ``"ochuman"`` or a set's own name such as ``"coco_17"``) or a COCO category dict.
 
     This is how checkpoint metadata (``meta["data"]["skeleton"]``, a name or a category dict) is read back.
     """

@@ -38,11 +38,14 @@ class SplitConfig:
 
     ``detections`` (COCO format only) is a detection-results JSON whose person boxes replace the
     ground-truth boxes, for evaluation with a detector as in the COCO keypoint benchmark.
+    ``head_boxes`` (MPII format only) is a ``gt_valid.mat`` (or pose-hg-train ``valid.h5``) listing the same
+    people in the same order; its head boxes give the PCKh head sizes that HRNet's MPII JSON does not carry.
     """
 
     annotations: str = ""
     images: str = ""
     detections: str = ""
+    head_boxes: str = ""
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hourglass.data import (
     Augmentation,
     COCOKeypoints,
@@ -53,7 +55,57 @@ def build_dataset(cfg: Config, split: str) -> KeypointDataset:
     dataset = _load(cfg, split, ann, images, codec, augmentation)
     if len(dataset) == 0:
         raise DataError(f"data.{split}: {ann} holds no usable records (an empty dataset)")
+    if cfg.data.format == "mpii":
+        if sp.head_boxes:
+            set_head_sizes(dataset, Path(sp.head_boxes), f"data.{split}.head_boxes")
+        elif split == "val":
+            check_head_sizes(dataset, split)
     return dataset
+
+
+def set_head_sizes(dataset: KeypointDataset, path: Path, setting: str) -> None:
+    """Head sizes of ``dataset``'s people from a ``gt_valid.mat`` (or ``valid.h5``) listing them in the same order.
+
+    Raises:
+        DataError: the file is missing or unreadable, holds another number of people, or a person's labelled
+            joints lie more than 2 px from the file's (a different order or split); the message names the
+            setting, both files and the person.
+    """
+    from hourglass.engine.mpii_eval import read_mpii_ground_truth
+
+    try:
+        gt = read_mpii_ground_truth(path)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{setting}: {err}") from None
+    n = len(dataset)
+    if gt.keypoints.shape[0] != n:
+        raise DataError(
+            f"{setting}: {path} holds {gt.keypoints.shape[0]} people but {dataset.source} has {n}; "
+            "it must list the same people in the same order"
+        )
+    for i, rec in enumerate(dataset.records):
+        both = (rec.visible > 0) & gt.visible[i]
+        gap = np.linalg.norm(rec.keypoints[both] + 1 - gt.keypoints[i][both], axis=-1)  # file is 1-based
+        if gap.size and gap.max() > 2.0:
+            raise DataError(
+                f"{setting}: person {i} of {path} is not record {i} of {dataset.source} (labelled joints "
+                f"{gap.max():.1f} px apart, expected the same people in the same order)"
+            )
+        rec.head_size = float(gt.head_size[i])
+
+
+def check_head_sizes(dataset: KeypointDataset, split: str) -> None:
+    """Refuse an MPII split whose labelled people lack head sizes (PCKh needs them), naming the setting."""
+    heads = np.array([r.head_size for r in dataset.records])
+    labelled = np.array([r.visible.any() for r in dataset.records])
+    missing = int((labelled & (heads <= 0)).sum())
+    if missing:
+        raise DataError(
+            f"data.{split}.annotations: {dataset.source} has no head box for {missing} of {int(labelled.sum())} "
+            f"people, and PCKh needs head sizes (HRNet's MPII JSON carries none; HRNet reads them from "
+            f"gt_valid.mat): set data.{split}.head_boxes to a gt_valid.mat or valid.h5 listing the same people "
+            "in the same order"
+        )
 
 
 def data_meta(cfg: Config, skeleton: Skeleton) -> dict[str, Any]:

@@ -27,12 +27,13 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from hourglass.data import HeatmapCodec, flip_test, get_affine_matrix, transform_points
+from hourglass.data import DataError, HeatmapCodec, flip_test, get_affine_matrix, transform_points
 from hourglass.data.dataset import KeypointDataset, collate
 from hourglass.engine.checkpoints import atomic_write, load_model
 from hourglass.engine.config import Config
 from hourglass.engine.distributed import resolve_device
 from hourglass.engine.precision import autocast_context
+from hourglass.engine.tables import score_table
 
 
 @dataclass
@@ -172,7 +173,14 @@ def score(
         results = coco_results(keypoints, scores, gt, dataset.category["id"])
         stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas)
         return EvalResult("coco", stats, {"COCO OKS": stats}, keypoints, scores)
-    pck = keypoint_pck_accuracy(keypoints, gt["keypoints"], visible, 0.2, bbox_size(gt["bbox"]))
+    boxes = bbox_size(gt["bbox"])
+    if (boxes[visible.any(axis=1)] <= 0).any():
+        raise DataError(
+            f"{dataset.source}: people without head sizes and without person boxes cannot be scored (PCKh needs "
+            "a head size, PCK a box); for MPII set data.val.head_boxes to a gt_valid.mat or valid.h5 listing "
+            "the same people in the same order"
+        )
+    pck = keypoint_pck_accuracy(keypoints, gt["keypoints"], visible, 0.2, boxes)
     per_joint = {name: float(100 * v) for name, v in zip(skeleton.joint_names, pck.per_joint, strict=True)}
     summary = {"pck@0.2": 100 * pck.average}
     return EvalResult("pck", summary, {"PCK@0.2 (box)": {**per_joint, "Total": summary["pck@0.2"]}}, keypoints, scores)
@@ -232,16 +240,11 @@ def evaluate(
     return result
 
 
-def result_table(result: EvalResult) -> Table:
-    """A rich table: one row per score set (e.g. PCKh@0.5), one column per joint group."""
-    columns = list(dict.fromkeys(c for row in result.table.values() for c in row))
-    table = Table(title=f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind)
-    table.add_column("")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for name, row in result.table.items():
-        table.add_row(name, *(f"{row[c]:.2f}" if c in row else "" for c in columns))
-    return table
+def result_table(result: EvalResult, width: int | None = None) -> Table:
+    """A rich table: one row per score set (e.g. PCKh@0.5) and one column per joint group, or one row per
+    joint when that would not fit ``width``, the terminal's by default (:func:`hourglass.engine.tables.score_table`)."""
+    title = f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind
+    return score_table(result.table, title, width)
 
 
 def _check_data_meta(path: str | Path, meta: dict[str, Any], want: dict[str, Any]) -> None:
