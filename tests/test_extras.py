@@ -30,9 +30,13 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def hide(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
-    """Make ``modules`` (top-level names) look uninstalled for this test."""
+    """Make ``modules`` (top-level names) and their submodules look uninstalled for this test.
+
+    Submodules already imported by earlier tests are hidden too, or ``import pkg.sub`` would still find them.
+    """
     for name in modules:
-        monkeypatch.setitem(sys.modules, name, None)
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")] or [name]:
+            monkeypatch.setitem(sys.modules, loaded, None)
 
 
 def one_line_naming(text: str, extra: str) -> bool:
