@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -52,7 +53,7 @@ def run_guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (HourglassError, OSError) as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -363,9 +364,9 @@ def predict(
         )
     )
     for note in report.notes:
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
     if boxes is not None:
         console.print(
             f"boxes: {report.boxes_read} for these inputs, {report.boxes_low_score} scoring <= {box_threshold:g} "

@@ -86,6 +86,7 @@ from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.data.codec import HeatmapCodec
 from hourglass.data.skeletons import MPII_16
 from hourglass.errors import CheckpointError, ConfigError
+from hourglass.extras import require_extra
 from hourglass.models import StackedHourglass, create_model
 from hourglass.models.registry import MPII_RGB_MEAN
 
@@ -628,7 +629,7 @@ class _T7Graph:
 
 
 def read_torch7(path: str | os.PathLike[str]) -> Any:
-    """The object in a Torch7 file (``torchfile``, an optional dependency: ``pip install hourglass[torch7]``)."""
+    """The object in a Torch7 file (``torchfile``, the ``[torch7]`` extra: ``pip install 'hourglass-pose[torch7]'``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -636,12 +637,7 @@ def read_torch7(path: str | os.PathLike[str]) -> Any:
         head = f.read(2)
     if head == b"PK" or head[:1] == b"\x80":
         raise CheckpointError(f"{path}: a PyTorch file, not Torch7 (use --from bearpaw, princeton-vl or auto)")
-    try:
-        import torchfile
-    except ImportError as err:
-        raise CheckpointError(
-            f"{path}: reading Torch7 files needs torchfile (pip install 'hourglass[torch7]')"
-        ) from err
+    torchfile = require_extra("torchfile", "torch7")
     try:
         return torchfile.load(str(path))
     except Exception as err:  # torchfile raises struct.error, ValueError, T7ReaderException ... on bad input
