@@ -1,7 +1,7 @@
 """Fixtures shared by every test folder (pytest finds them; nothing imports this module by name).
 
-Shared data beside the repository, and for training, evaluation and CLI tests: a tiny synthetic dataset
-written by the real writer, and tiny configs.
+Shared data beside the repository; random BatchNorm statistics (converter, folding and export tests); and
+for training, evaluation and CLI tests: a tiny synthetic dataset written by the real writer, and tiny configs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from torch import nn
 
 # ``shared/data`` beside the repository (``/work/main`` -> ``/work/shared/data``); HOURGLASS_SHARED_DATA
 # names it where the checkout sits elsewhere (a git worktree, another machine).
@@ -32,6 +34,25 @@ def _shared(path: Path, required: tuple[str, ...], what: str) -> Path:
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)
     return path
+
+
+def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics, so folding is not a no-op."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def randomise():
+    """:func:`randomise_batchnorm`, as a fixture (test modules here are not importable packages)."""
+    return randomise_batchnorm
 
 
 @pytest.fixture(scope="session")

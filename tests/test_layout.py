@@ -23,17 +23,18 @@ ALLOWED: dict[str, set[str]] = {
     "training": {
         "evaluation",  # validation during training
         "inference",  # the demo's overlay pictures
-        *("checkpoint", "data", "models", "losses", "metrics", "config", "device", "files", "errors"),
+        *("checkpoint", "data", "models", "losses", "metrics", "config", "device", "files", "extras", "errors"),
     },
-    "evaluation": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "errors"},
-    "inference": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "errors"},
-    "checkpoint": {"data", "models", "config", "files", "errors"},
-    "data": {"metrics", "config", "files", "errors"},  # metrics: the MPII head size
-    "metrics": {"errors"},
+    "evaluation": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
+    "inference": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
+    "checkpoint": {"data", "models", "config", "files", "extras", "errors"},
+    "data": {"metrics", "config", "files", "extras", "errors"},  # metrics: the MPII head size
+    "metrics": {"extras", "errors"},  # extras: pycocotools for COCO AP
     "losses": {"errors"},
     "models": {"errors"},
     "config": {"errors"},
     "device": {"errors"},
+    "extras": {"errors"},
     "files": set(),
     "errors": set(),
 }

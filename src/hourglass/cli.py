@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -52,7 +53,7 @@ def run_guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (HourglassError, OSError) as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -363,9 +364,9 @@ def predict(
         )
     )
     for note in report.notes:
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for failure in report.failures:
-        err_console.print(f"[bold red]error:[/] {failure}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
     if boxes is not None:
         console.print(
             f"boxes: {report.boxes_read} for these inputs, {report.boxes_low_score} scoring <= {box_threshold:g} "
@@ -471,16 +472,23 @@ def bench(
 
 @app.command()
 def convert(
-    checkpoint: Annotated[str, typer.Argument(help="their checkpoint.pt, or a bare state dict .pt")],
+    checkpoint: Annotated[str, typer.Argument(help="the published weights: .pth/.pth.tar/.pt, or a Torch7 .t7")],
     out: Annotated[str, typer.Option("--out", help="output .safetensors checkpoint")],
-    source: Annotated[str, typer.Option("--from", help="where the weights come from: princeton-vl")] = "princeton-vl",
+    source: Annotated[
+        str, typer.Option("--from", help="bearpaw, princeton-vl, torch7, or auto (tell from the file)")
+    ] = "auto",
 ) -> None:
-    """Import pretrained weights of princeton-vl/pytorch_stacked_hourglass as our checkpoint."""
+    """Import published Stacked Hourglass weights (bearpaw, princeton-vl, Newell's Torch7) as our checkpoint."""
     from hourglass.checkpoint.convert import convert_checkpoint
 
     path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
     console.print(f"wrote {path}: {meta.model} {meta.model_kwargs}", highlight=False, soft_wrap=True)
-    console.print("feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops (see docs/DEPLOY.md)", highlight=False)
+    console.print(
+        "feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops; any input normalisation its family expects "
+        "is part of the converted model (see docs/CHECKPOINTS.md)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,8 +1,9 @@
 """Expected errors of the library: one hierarchy under :class:`HourglassError`.
 
-Each is a ``ValueError`` (bad input, not a bug); its message names the file, record, key or tensor and
-what was expected. The command line turns these (and only these, with ``OSError`` for files that cannot
-be read or written) into one line on stderr; anything else is a bug and keeps its traceback.
+Each is a ``ValueError`` (bad input, not a bug; :class:`MissingExtraError` is an ``ImportError`` too); its
+message names the file, record, key or tensor and what was expected. The command line turns these (and
+only these, with ``OSError`` for files that cannot be read or written) into one line on stderr; anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -35,3 +36,11 @@ class ExportError(HourglassError):
 
 class TrainingDiverged(HourglassError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+class MissingExtraError(ImportError, HourglassError):
+    """An optional package is not installed; the message names the extra that provides it
+    (:func:`hourglass.extras.require_extra`).
+
+    An ``ImportError`` (so ``except ImportError`` sees it) and an expected error the CLI prints as one line.
+    """

@@ -1,29 +1,78 @@
-"""Small file helpers shared by every room: atomic writes."""
+"""Writing files and folders so that a failure leaves nothing half-written and success leaves ordinary files.
+
+Everything is first written under a temporary name beside its destination, then renamed over it
+(``os.replace``, atomic within one file system). The temporary file or folder is created with the mode any
+new file (``0o666``) or folder (``0o777``) gets, less the process umask, so the renamed result has the
+permissions ``open(path, "w")`` or ``mkdir`` would have given it. (``tempfile.mkstemp`` and ``mkdtemp``
+create ``0o600`` / ``0o700``, private to the owner whatever the umask, which is right for scratch files and
+wrong for a checkpoint or a data set that others on the machine should read.) A writer that replaces the
+temporary file with one of its own (``safetensors.torch.save_file`` creates ``0o600`` files) has the mode
+set back.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
+
+_TRIES = 100
+
+
+def _create_unique(parent: Path, prefix: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    """Call ``create`` on ``parent/prefix<random>suffix`` until a name is free; that path."""
+    for _ in range(_TRIES):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: no free temporary name {prefix}*{suffix} in {_TRIES} tries")
+
+
+def _create_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the kernel applies the umask
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new empty folder ``parent/prefix<random>``, mode ``0o777`` less the umask (``mkdtemp`` gives ``0o700``).
+
+    For a folder that is filled and then renamed into place; the caller removes it if that fails.
+    """
+    return _create_unique(Path(parent), prefix, "", lambda path: os.mkdir(path, 0o777))
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    Nothing is left at ``path`` (and any previous file stays intact) if ``write`` raises. ``suffix`` ends the
+    Nothing is left at ``path`` (and any previous file stays intact) if ``write`` raises. The file gets
+    the permissions of any new file (``0o666`` less the umask), like ``open(path, "w")``. ``suffix`` ends the
     temporary name (writers that pick a format by extension, like OpenCV's video writer, need the real one).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> atomic_write(folder / "a.txt", lambda tmp: Path(tmp).write_text("hello")).read_text()
+        'hello'
+        >>> sorted(p.name for p in folder.iterdir())  # no temporary file left behind
+        ['a.txt']
+        >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _create_unique(path.parent, f".{path.name}.", suffix, _create_file)
+    mode = stat.S_IMODE(tmp.stat().st_mode)  # 0o666 less the umask
     try:
-        write(tmp)
+        write(str(tmp))
+        if stat.S_IMODE(tmp.stat().st_mode) != mode:  # a writer that made its own file (safetensors: 0o600)
+            os.chmod(tmp, mode)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -95,3 +95,15 @@ def test_resume_state_round_trip_and_refuses_code(tmp_path: Path) -> None:
         load_training_state(state_file)
     with pytest.raises(CheckpointError, match="no resume state"):
         load_training_state(tmp_path / "other.state.pt")
+
+
+def test_a_safetensors_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path) -> None:
+    """The first byte of a safetensors file is the low byte of its header length; 0x80 happens (1 in 256)."""
+    from hourglass.checkpoint.io import _check_file
+
+    path = tmp_path / "x.safetensors"
+    path.write_bytes((0x80).to_bytes(8, "little") + b"{" + b" " * 0x7F)
+    assert _check_file(path) == path
+    path.write_bytes(b"\x80\x02" + b"\x00" * 16)  # a real pickle still is refused
+    with pytest.raises(CheckpointError, match="pickled"):
+        _check_file(path)

@@ -146,14 +146,6 @@ def test_flip_test_recovers_keypoints() -> None:
     assert np.abs(dec - kp).max() <= 4 * 0.5 + 1e-3
 
 
-def test_docstring_example_runs() -> None:
-    import doctest
-
-    from hourglass.data import codec
-
-    assert doctest.testmod(codec, extraglobs={"np": np}).failed == 0
-
-
 def test_codec_dict_round_trip_and_errors() -> None:
     back = HeatmapCodec.from_dict(DARK.to_dict())
     assert (back.input_size, back.heatmap_size, back.sigma, back.dark) == ((256, 256), (64, 64), 2.0, True)

@@ -4,7 +4,8 @@ The header metadata (``safetensors`` string map) holds ``format`` and ``hourglas
 form of a :class:`~hourglass.checkpoint.meta.CheckpointMeta` (model, codec, skeleton, input convention,
 provenance), so ``--checkpoint path/x.safetensors`` alone suffices for eval, predict and export. Files are written
 atomically: a temporary file in the same folder, fsync, then ``os.replace``; a failure leaves any
-previous file untouched. Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
+previous file untouched (:func:`hourglass.files.atomic_write`; the file gets the umask's mode, as any
+new file). Pickled checkpoints (``.pt``/``.pth``) are never unpickled here.
 
 For ``--resume``, the optimiser, scheduler and random-generator state live beside the weights in
 ``x.state.pt`` (:func:`training_state_path`), written with ``torch.save`` and read back only with
@@ -145,10 +146,16 @@ def load_model(
 ) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
 
-    Example:
-        >>> model, meta = hourglass.load_model("runs/demo/last.safetensors")  # doctest: +SKIP
-        >>> meta.input_size, meta.skeleton.name  # doctest: +SKIP
+    Example (a small untrained model saved, then rebuilt from the file alone):
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> data = {"input_size": [128, 128], "skeleton": "mpii_16"}
+        >>> meta = {"model": {"name": "hg1", "kwargs": {"num_channels": 16}}, "data": data}
+        >>> path = save_checkpoint(folder / "hg1.safetensors", create_model("hg1", num_channels=16), meta)
+        >>> model, meta = load_model(path)
+        >>> meta.input_size, meta.skeleton.name
         ((128, 128), 'mpii_16')
+        >>> import shutil; shutil.rmtree(folder)
 
     ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
     checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
@@ -211,8 +218,11 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header; a length whose low byte is
+    # 0x80 must not pass for a pickle's first byte
+    safetensors = len(head) == 9 and head[8:9] == b"{"
+    if not safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise CheckpointError(
             f"{path}: a pickled PyTorch checkpoint; those can run arbitrary code when loaded and are "
             "refused. Use a .safetensors checkpoint (or `hourglass convert` for foreign weights)"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hourglass.errors import DataError
+from hourglass.extras import require_extra
 from hourglass.metrics.mpii import mpii_head_size
 
 from .codec import HeatmapCodec
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pycocotools is imported where COCO files are read, so MPII-
 
 def load_coco(path: str | os.PathLike[str]) -> COCO:
     """A pycocotools ``COCO`` index of ``path``, with its progress prints silenced and errors named."""
-    from pycocotools.coco import COCO
+    COCO = require_extra("pycocotools.coco", "coco").COCO
 
     path = Path(path)
     if not path.is_file():

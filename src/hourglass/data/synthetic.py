@@ -29,6 +29,7 @@ import numpy as np
 import scipy.io
 
 from hourglass.errors import DataError
+from hourglass.files import make_temp_dir
 from hourglass.metrics.mpii import mpii_head_size
 
 from .codec import HeatmapCodec
@@ -454,7 +455,7 @@ def write_synthetic(
     if out.exists() and not overwrite:
         raise DataError(f"{out}: already exists; choose another folder or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out.parent, f".{out.name}.")  # the data set folder, once renamed: umask mode
     try:
         (tmp / "images").mkdir()
         figs = []

@@ -31,10 +31,11 @@ from torch import nn
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.device import autocast_context, cpu_name
 from hourglass.errors import ConfigError
+from hourglass.extras import extra_installed, require_extra, require_extras
 from hourglass.models.summary import count_macs
 
 from .export import input_channels, write_onnx
-from .runtimes import Runtime, create_runtime, resolve_model, time_runtime
+from .runtimes import BACKEND_EXTRAS, Runtime, create_runtime, resolve_model, time_runtime
 
 PEAK_CONV = {"channels": 256, "size": 64, "batch": {"fp32": 2, "bf16": 8, "int8": 8}}
 
@@ -84,8 +85,6 @@ def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
     Timed (median of ``iters``) with eager PyTorch (fp32, bf16) and OpenVINO (all three, static shape);
     the faster engine is this machine's peak for that precision.
     """
-    import importlib.util
-
     c, s, n = PEAK_CONV["channels"], PEAK_CONV["size"], PEAK_CONV["batch"][precision]
     conv = nn.Conv2d(c, c, 3, padding=1).eval()
     x = torch.rand(n, c, s, s)
@@ -93,9 +92,10 @@ def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
     runs: dict[str, Any] = {}
     if precision != "int8":
         runs["torch"] = _torch_conv(conv, x, precision)
-    if importlib.util.find_spec("openvino") is not None:
+    if extra_installed("openvino"):
         runs["openvino"] = _openvino_conv(conv, x, precision)
-    if not runs:
+    if not runs:  # int8 without OpenVINO
+        require_extra("openvino", "openvino")
         raise ConfigError(f"no engine here runs a {precision} convolution (int8 needs openvino)")
     speeds = {
         name: flops / float(np.median(time_runtime(run, x.numpy(), iters, warmup=3))) / 1e9
@@ -118,9 +118,9 @@ def _torch_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[A
 
 
 def _openvino_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[Any], None]:
-    import openvino as ov
-
     from .runtimes import quantize_int8
+
+    ov = require_extra("openvino", "openvino")
 
     core = ov.Core()
     with tempfile.TemporaryDirectory(prefix="hourglass-peak-") as tmp:
@@ -176,6 +176,7 @@ def benchmark(
             (seed 1000, disjoint from calibration) and fill ``accuracy`` (:class:`AccuracyCost` fields).
         measure_peak: time the peak convolution (``peak_gflops``, ``peak_share``); ``False`` leaves them 0.
     """
+    require_extras(*BACKEND_EXTRAS.get(backend, ()))  # before the minutes of measuring and calibrating
     model, meta = resolve_model(model_spec)
     name = str(model_spec) if not isinstance(model_spec, nn.Module) else type(model_spec).__name__
     input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))

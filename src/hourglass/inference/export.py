@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from hourglass.errors import ConfigError, ExportError
+from hourglass.extras import require_extra, require_extras
 
 from .fold import fold_batchnorm
 
@@ -91,6 +92,8 @@ def _quiet_export() -> Iterator[None]:
 
 def write_onnx(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """``torch.onnx.export`` (dynamo exporter) of ``net`` with a dynamic batch dimension, one file."""
+    for module in ("onnx", "onnxscript"):  # the dynamo exporter imports both
+        require_extra(module, "onnx")
     with _quiet_export(), contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(
             net,
@@ -106,7 +109,7 @@ def write_onnx(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[st
 
 def write_openvino(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """OpenVINO IR (``path`` .xml plus .bin beside it), converted from the ONNX export, weights in f32."""
-    import openvino as ov
+    ov = require_extra("openvino", "openvino")
 
     path = Path(path)
     onnx_path = path.with_suffix(".onnx")
@@ -126,6 +129,9 @@ def write_torchscript(net: nn.Module, example: torch.Tensor, path: str | os.Path
         torch.jit.save(traced, str(path))
 
 
+FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "torchscript": ()}
+"""The extras each format's writer and checker need (OpenVINO converts the ONNX export)."""
+
 WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, str | os.PathLike[str]], None]] = {
     "onnx": write_onnx,
     "openvino": write_openvino,
@@ -136,13 +142,11 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, str | os.PathLike[str]], N
 def run_exported(fmt: str, path: str | os.PathLike[str], images: np.ndarray) -> np.ndarray:
     """Run an exported file with its own runtime (fp32) on ``images`` ``(B, C, H, W)`` float32."""
     if fmt == "onnx":
-        import onnxruntime as ort
-
+        ort = require_extra("onnxruntime", "onnx")
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {INPUT_NAME: images})[0]
     if fmt == "openvino":
-        import openvino as ov
-
+        ov = require_extra("openvino", "openvino")
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return np.asarray(compiled(images)[0])
     if fmt == "torchscript":
@@ -158,8 +162,7 @@ def _expected_failures(fmt: str) -> tuple[type[Exception], ...]:
     types (they derive from ``Exception`` only). Anything else is a bug and keeps its traceback."""
     failures: list[type[Exception]] = [RuntimeError]
     if fmt == "onnx":
-        from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
-
+        ort_state = require_extra("onnxruntime.capi.onnxruntime_pybind11_state", "onnx")
         failures += [v for v in vars(ort_state).values() if isinstance(v, type) and issubclass(v, Exception)]
     return tuple(failures)
 
@@ -225,6 +228,7 @@ def export_model(
         raise ConfigError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if fmt == "openvino" and Path(out).suffix != ".xml":
         raise ConfigError(f"{out}: an OpenVINO export is an .xml file (with its .bin beside it); end the path in .xml")
+    require_extras(*FORMAT_EXTRAS[fmt])  # now, not after the export
     out = check_writable(out)
     model = model.eval()
     net = prepare_for_inference(model, fold=fold, all_stacks=all_stacks)

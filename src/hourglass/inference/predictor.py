@@ -93,9 +93,19 @@ class Predictor:
         flip: average with the mirrored crop's heatmaps (Newell et al.'s test-time flip).
         batch_size: crops per network call (doubled internally by the flip test).
 
-    Example:
-        >>> predictor = Predictor.from_checkpoint("runs/demo/best.safetensors")  # doctest: +SKIP
-        >>> keypoints, scores = predictor(image_rgb, boxes=[[10, 20, 80, 160]])  # doctest: +SKIP
+    Example (an untrained 16-channel model saved as a checkpoint, then read back):
+        >>> import tempfile
+        >>> from hourglass.checkpoint.io import save_checkpoint
+        >>> from hourglass.models import create_model
+        >>> meta = {"model": {"name": "hg1", "kwargs": {"num_channels": 16}}, "data": {"input_size": [64, 64]}}
+        >>> path = Path(tempfile.mkdtemp()) / "hg1.safetensors"
+        >>> path = save_checkpoint(path, create_model("hg1", num_channels=16), meta)
+        >>> predictor = Predictor.from_checkpoint(path, skeleton="mpii_16")
+        >>> image_rgb = np.zeros((240, 320, 3), np.uint8)
+        >>> keypoints, scores = predictor(image_rgb, boxes=[[10, 20, 80, 160]])
+        >>> keypoints.shape, scores.shape  # one person, 16 joints
+        ((1, 16, 2), (1, 16))
+        >>> import shutil; shutil.rmtree(path.parent)
     """
 
     def __init__(

@@ -41,6 +41,7 @@ from torch import nn
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.device import autocast_context, resolve_device
 from hourglass.errors import ConfigError, InputError
+from hourglass.extras import extra_installed, require_extra, require_extras
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
@@ -56,6 +57,8 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("fp32",),
     "openvino": ("fp32", "bf16", "int8"),
 }
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnx",), "openvino": ("onnx", "openvino")}
+"""The extras a back-end needs (both run the ONNX export); the PyTorch back-ends need none."""
 
 
 def as_numpy_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> np.ndarray:
@@ -141,8 +144,7 @@ class OnnxRuntime(Runtime):
     precision = "fp32"
 
     def __init__(self, onnx_path: str | os.PathLike[str], input_size: tuple[int, int], channels: int) -> None:
-        import onnxruntime as ort
-
+        ort = require_extra("onnxruntime", "onnx")
         super().__init__(input_size, channels)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -169,8 +171,7 @@ class OpenVinoRuntime(Runtime):
         channels: int,
         calibration: Sequence[np.ndarray] | None = None,
     ) -> None:
-        import openvino as ov
-
+        ov = require_extra("openvino", "openvino")
         super().__init__(input_size, channels)
         self.precision = precision
         self.core = ov.Core()
@@ -205,8 +206,7 @@ def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
     """
     import logging
 
-    import nncf
-
+    nncf = require_extra("nncf", "openvino")
     nncf.set_log_level(logging.ERROR)
     data = nncf.Dataset(list(calibration))
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars; stdout may carry --json lines
@@ -267,13 +267,10 @@ def _check_choice(backend: str, precision: str) -> None:
 
 def available_backends(precision: str = "fp32") -> list[str]:
     """Back-ends whose package imports here and that run ``precision``."""
-    import importlib.util
-
-    needs = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
     return [
         b
         for b in BACKENDS
-        if precision in SUPPORTED[b] and (b not in needs or importlib.util.find_spec(needs[b]) is not None)
+        if precision in SUPPORTED[b] and all(extra_installed(extra) for extra in BACKEND_EXTRAS.get(b, ()))
     ]
 
 
@@ -340,6 +337,7 @@ def _build(
     net = prepare_for_inference(model, fold=fold)
     if backend in ("eager", "compile"):
         return TorchRuntime(net, precision, backend == "compile", input_size, channels, device=device)
+    require_extras(*BACKEND_EXTRAS[backend])  # now, not after the export
     if onnx_path is not None:
         return _from_onnx(backend, onnx_path, precision, input_size, channels, calibration)
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
@@ -383,14 +381,16 @@ def pick_fastest(
 ) -> Runtime:
     """Build every available back-end for ``precision`` except ``compile``, time batch-1 calls, keep the fastest."""
     candidates = [b for b in available_backends(precision) if b != "compile"]
-    if not candidates:
+    if not candidates:  # only int8 lacks a PyTorch back-end: it runs on OpenVINO
+        require_extra("openvino", "openvino")
         raise ConfigError(f"no back-end available for {precision}; install openvino for int8")
     images = np.random.default_rng(0).random((1, input_channels(model), *input_size), dtype=np.float32)
     best: tuple[float, Runtime] | None = None
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         net = prepare_for_inference(model, fold=fold)
-        write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
+        if any(b in ("onnxruntime", "openvino") for b in candidates):
+            write_onnx(net, torch.rand(2, input_channels(model), *input_size), onnx_path)
         for backend in candidates:
             runtime = _build(model, backend, precision, input_size, calibration, onnx_path, fold=fold)
             latency = float(np.median(time_runtime(runtime, images, iters, warmup=2)))

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from hourglass.errors import DataError, InputError
+from hourglass.extras import require_extra
 
 COCO_STATS: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -45,8 +46,8 @@ def coco_keypoint_eval(
         DataError: naming the annotation or result index whose keypoints do not have ``3K`` numbers or
             that lacks a field, or a result for an image that is not in ``gt``.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    COCO = require_extra("pycocotools.coco", "coco").COCO
+    COCOeval = require_extra("pycocotools.cocoeval", "coco").COCOeval
 
     sigmas = np.asarray(sigmas, dtype=np.float64)
     if sigmas.ndim != 1 or not (sigmas > 0).all():

@@ -43,12 +43,18 @@ class Hourglass(nn.Module):
     Departure from the seed: the seed applies ``skipconv_2`` to the top-level skip and leaves
     ``skipconv_1`` unused (its parameters get no gradient). Here level 1 uses ``skipconv_1``.
 
+    ``num_blocks`` (default 1) chains that many blocks in each ``downconv_i``, ``skipconv_i`` and
+    ``upconv_i`` (an ``nn.Sequential``, so their keys gain an index: ``skipconv_1.0.bn1.weight``), as
+    bearpaw/pytorch-pose's ``Hourglass(block, num_blocks, ...)`` does; with 1 the module is a single block
+    and the keys are the seed's.
+
     Args:
         block: residual block type, called as ``block(num_channels)``; the seed passes ``ResidualBlock``.
         num_channels: feature channels ``C``, kept constant through the module.
         depth: number of pooling levels (``>= 1``).
         num_bottom_blocks: blocks at the lowest resolution (the seed: 3; the official network: 1).
         layout: ``"seed"`` or ``"newell"``, see above.
+        num_blocks: blocks chained in each down, skip and up unit (1 in the paper), see above.
 
     Shape:
         ``(B, C, H, W) -> (B, C, H, W)``, with ``H`` and ``W`` divisible by ``2**depth``.
@@ -66,28 +72,38 @@ class Hourglass(nn.Module):
         depth: int = 4,
         num_bottom_blocks: int = 3,
         layout: Layout = "seed",
+        num_blocks: int = 1,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ConfigError(f"Hourglass: depth must be >= 1, got {depth}")
         if num_bottom_blocks < 1:
             raise ConfigError(f"Hourglass: num_bottom_blocks must be >= 1, got {num_bottom_blocks}")
+        if num_blocks < 1:
+            raise ConfigError(f"Hourglass: num_blocks must be >= 1, got {num_blocks}")
         if layout not in ("seed", "newell"):
             raise ConfigError(f"Hourglass: layout must be 'seed' or 'newell', got {layout!r}")
         self.num_channels = num_channels
         self.depth = depth
         self.num_bottom_blocks = num_bottom_blocks
         self.layout = layout
+        self.num_blocks = num_blocks
+
+        def unit() -> nn.Module:
+            if num_blocks == 1:
+                return block(num_channels)
+            return nn.Sequential(*(block(num_channels) for _ in range(num_blocks)))
+
         # Registered as attributes, in the seed's order, so that `model._modules["midconv_1"]` works.
         for i in range(1, depth + 1):
-            setattr(self, f"downconv_{i}", block(num_channels))
+            setattr(self, f"downconv_{i}", unit())
             setattr(self, f"pool_{i}", nn.MaxPool2d(kernel_size=2))
         for i in range(1, num_bottom_blocks + 1):
             setattr(self, f"midconv_{i}", block(num_channels))
         for i in range(1, depth + 1):
-            setattr(self, f"skipconv_{i}", block(num_channels))
+            setattr(self, f"skipconv_{i}", unit())
         for i in range(1, depth + 1):
-            setattr(self, f"upconv_{i}", block(num_channels))
+            setattr(self, f"upconv_{i}", unit())
 
     def _level(self, kind: str, i: int) -> nn.Module:
         return self._modules[f"{kind}_{i}"]

@@ -70,6 +70,43 @@ def hg8(**kwargs: Any) -> StackedHourglass:
     return _stacked(8, **kwargs)
 
 
+MPII_RGB_MEAN = (0.4404, 0.4440, 0.4327)
+"""Per-channel mean of MPII training images in [0, 1] RGB, which bearpaw/pytorch-pose subtracts from its inputs
+(its ``color_normalize``; anibali/pytorch-stacked-hourglass's ``Mpii.RGB_MEAN`` holds the same values)."""
+
+
+def _bearpaw(num_stacks: int, blocks: int, **kwargs: Any) -> StackedHourglass:
+    """bearpaw's ``HourglassNet``: ``blocks`` per unit and at the bottom (unless overridden), its stem, MPII mean."""
+    blocks = kwargs.get("num_blocks", blocks)
+    args: dict[str, Any] = dict(num_blocks=blocks, num_bottom_blocks=blocks, stem="bearpaw", input_mean=MPII_RGB_MEAN)
+    args.update(kwargs)
+    return _stacked(num_stacks, **args)
+
+
+@register_model
+def bearpaw_hg1(**kwargs: Any) -> StackedHourglass:
+    """bearpaw/pytorch-pose's ``hg1``: 1 stack of 8 blocks per unit, its wider stem, MPII mean subtracted."""
+    return _bearpaw(1, 8, **kwargs)
+
+
+@register_model
+def bearpaw_hg2(**kwargs: Any) -> StackedHourglass:
+    """bearpaw/pytorch-pose's ``hg2``: 2 stacks of 4 blocks per unit, its wider stem, MPII mean subtracted."""
+    return _bearpaw(2, 4, **kwargs)
+
+
+@register_model
+def bearpaw_hg4(**kwargs: Any) -> StackedHourglass:
+    """bearpaw/pytorch-pose's ``hg4``: 4 stacks of 2 blocks per unit, its wider stem, MPII mean subtracted."""
+    return _bearpaw(4, 2, **kwargs)
+
+
+@register_model
+def bearpaw_hg8(**kwargs: Any) -> StackedHourglass:
+    """bearpaw/pytorch-pose's ``hg8``: 8 stacks of 1 block per unit, its wider stem, MPII mean subtracted."""
+    return _bearpaw(8, 1, **kwargs)
+
+
 @register_model
 def hourglass_module(**kwargs: Any) -> Hourglass:
     """The seed's module: ``Hourglass(ResidualBlock)``, 256 channels, depth 4, 3 bottom blocks."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from functools import partial
+from typing import Literal
 
 import torch
 from torch import nn
@@ -35,6 +37,18 @@ class StackedHourglass(nn.Module):
     and output widths match, which is not created here). ``num_bottom_blocks`` defaults to the official 1
     where the seed's module has 3.
 
+    Variants, all off by default (the official network), for published weights of other layouts:
+
+    - ``num_blocks``: residual blocks chained in every hourglass unit and in each stack's feature block
+      (bearpaw/pytorch-pose's ``num_blocks``: 8, 4, 1 for its ``hg1``, ``hg2``, ``hg8``); with more than one
+      these become ``nn.Sequential`` (keys ``features.0.res.0.bn1.weight``).
+    - ``stem="bearpaw"``: bearpaw's stem widens earlier: Residual 64->128, pool, Residual 128->256 (with a
+      1x1 projection), Residual 256->C, where the official stem has 128->128 then 128->C.
+    - ``input_mean``, ``input_std``: per-channel ``(R, G, B)`` values subtracted from and divided into the
+      input before the stem (non-persistent buffers: not in the state dict, rebuilt from the checkpoint's
+      model kwargs). Published weights trained on mean-subtracted images get their normalisation this way,
+      so every consumer of the model (predict, eval, export, bench) applies it without being told.
+
     Args:
         num_stacks: number of hourglasses ``S``.
         num_joints: heatmap channels ``K``.
@@ -43,6 +57,9 @@ class StackedHourglass(nn.Module):
         num_bottom_blocks: residual blocks at each hourglass's lowest resolution.
         in_channels: image channels.
         norm_layer, activation: injected layer types, used everywhere (stem, blocks, features).
+        num_blocks: blocks per hourglass unit and per feature block (1 in the paper).
+        stem: ``"newell"`` (the paper's) or ``"bearpaw"``, see above.
+        input_mean, input_std: 3 (``in_channels``) values each, or None for none (the paper feeds [0, 1] RGB).
 
     Shape:
         ``(B, in_channels, H, W) -> (B, S, K, H/4, W/4)``, ``H`` and ``W`` divisible by ``4 * 2**depth``.
@@ -64,8 +81,21 @@ class StackedHourglass(nn.Module):
         in_channels: int = 3,
         norm_layer: NormLayer = nn.BatchNorm2d,
         activation: Activation = relu_inplace,
+        num_blocks: int = 1,
+        stem: Literal["newell", "bearpaw"] = "newell",
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
+        if stem not in ("newell", "bearpaw"):
+            raise ConfigError(f"StackedHourglass: stem must be 'newell' or 'bearpaw', got {stem!r}")
+        for label, values in (("input_mean", input_mean), ("input_std", input_std)):
+            if values is not None and len(values) != in_channels:
+                raise ConfigError(
+                    f"StackedHourglass: {label} needs {in_channels} values (one per input channel), got {list(values)}"
+                )
+        if input_std is not None and any(v <= 0 for v in input_std):
+            raise ConfigError(f"StackedHourglass: input_std must be positive, got {list(input_std)}")
         if num_stacks < 1:
             raise ConfigError(f"StackedHourglass: num_stacks must be >= 1, got {num_stacks}")
         if num_channels % 2 or num_channels < 4:
@@ -78,6 +108,15 @@ class StackedHourglass(nn.Module):
         self.grad_checkpointing = False
         block = partial(ResidualBlock, norm_layer=norm_layer, activation=activation)
         c = num_channels
+        wide = 256 if stem == "bearpaw" else 128
+        for name, values in (("input_mean", input_mean), ("input_std", input_std)):
+            buffer = None if values is None else torch.tensor([float(v) for v in values]).view(1, -1, 1, 1)
+            self.register_buffer(name, buffer, persistent=False)
+
+        def unit(width: int) -> nn.Module:
+            if num_blocks == 1:
+                return block(width)
+            return nn.Sequential(*(block(width) for _ in range(num_blocks)))
 
         self.stem = nn.Sequential(
             OrderedDict(
@@ -86,18 +125,20 @@ class StackedHourglass(nn.Module):
                 relu=activation(),
                 res1=block(64, 128),
                 pool=nn.MaxPool2d(kernel_size=2),
-                res2=block(128, 128),
-                res3=block(128, c),
+                res2=block(128, wide),
+                res3=block(wide, c),
             )
         )
         self.hourglasses = nn.ModuleList(
-            Hourglass(block, c, depth=depth, num_bottom_blocks=num_bottom_blocks, layout="newell")
+            Hourglass(
+                block, c, depth=depth, num_bottom_blocks=num_bottom_blocks, layout="newell", num_blocks=num_blocks
+            )
             for _ in range(num_stacks)
         )
         self.features = nn.ModuleList(
             nn.Sequential(
                 OrderedDict(
-                    res=block(c),
+                    res=unit(c),
                     conv=nn.Conv2d(c, c, kernel_size=1, bias=True),
                     bn=norm_layer(c),
                     relu=activation(),
@@ -125,6 +166,10 @@ class StackedHourglass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch(x, self.in_channels, self.input_multiple, "StackedHourglass input")
+        if self.input_mean is not None:
+            x = x - self.input_mean
+        if self.input_std is not None:
+            x = x / self.input_std
         x = self.stem(x)
         outputs = []
         use_ckpt = self.grad_checkpointing and self.training and torch.is_grad_enabled()

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hourglass.extras import MissingExtraError, require_extra
 from hourglass.files import atomic_write
 
 
@@ -50,7 +51,8 @@ class RunLog(NullLog):
         log_every: write a training record every this many steps (the bar updates every step).
         progress: show progress: a bar when ``console`` is a terminal, else (a log file, CI, a cluster job)
             a plain line every ``log_every`` steps (:func:`progress_line`). Off for tests.
-        tensorboard: write TensorBoard scalars.
+        tensorboard: write TensorBoard scalars when the ``tensorboard`` extra is installed; without it,
+            one line on ``console`` says so and the run goes on.
         console: where the bar and messages go.
         resume_step: the step a resumed run starts from; ``None`` for a fresh run.
     """
@@ -76,6 +78,12 @@ class RunLog(NullLog):
         atomic_write(self.jsonl_path, lambda tmp: Path(tmp).write_text(text))
         self._jsonl = open(self.jsonl_path, "a")
         self._tb = None
+        if tensorboard:
+            try:
+                require_extra("tensorboard", "tensorboard")
+            except MissingExtraError as err:
+                self.console.print(f"no TensorBoard log: {err}", markup=False, highlight=False, soft_wrap=True)
+                tensorboard = False
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 

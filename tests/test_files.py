@@ -1,0 +1,67 @@
+"""Files and folders the library writes get the permissions any new file gets: 0o666 / 0o777 less the umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from hourglass.checkpoint.io import save_checkpoint, save_training_state
+from hourglass.data import write_synthetic
+from hourglass.files import atomic_write, make_temp_dir
+from hourglass.models import create_model
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Run the test under this process umask (restored after)."""
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_atomic_write_honours_the_umask(tmp_path: Path, umask: int) -> None:
+    path = atomic_write(tmp_path / "a.json", lambda tmp: Path(tmp).write_text("{}"))
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert mode(path) == mode(plain) == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "plain.json"]
+
+
+def test_checkpoints_and_training_state_honour_the_umask(tmp_path: Path, umask: int) -> None:
+    """safetensors creates its own 0o600 file; the checkpoint still gets the umask's mode."""
+    net = create_model("hg1", num_channels=16, depth=2)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", net, {"model": {"name": "hg1", "kwargs": {}}})
+    state = save_training_state(tmp_path / "m.state.pt", {"step": 1, "rng": torch.get_rng_state()})
+    assert mode(ckpt) == mode(state) == 0o666 & ~umask
+
+
+def test_synthetic_folder_honours_the_umask(tmp_path: Path, umask: int) -> None:
+    out = write_synthetic(tmp_path / "synth", 1, format="mpii", image_size=(32, 32))
+    assert mode(out) == mode(out / "images") == 0o777 & ~umask
+    assert mode(out / "annotations.json") == 0o666 & ~umask
+
+
+def test_temp_names_are_unique_and_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    folders = {make_temp_dir(tmp_path, ".x.") for _ in range(20)}
+    assert len(folders) == 20 and all(f.is_dir() and f.name.startswith(".x.") for f in folders)
+    for f in folders:
+        f.rmdir()
+
+    def fail(tmp: str) -> None:
+        Path(tmp).write_text("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(tmp_path / "b.json", fail)
+    assert list(tmp_path.iterdir()) == []
