@@ -221,7 +221,8 @@ def demo(
         console.print(
             f"PCKh@0.5 on {m['held_out_images']} held-out figures: untrained {m['untrained_pckh']:.1f}% -> "
             f"trained {m['trained_pckh']:.1f}% ({m['steps']} steps, {m['train_seconds']:.0f} s of training); "
-            f"target {m['target_pckh']:.0f}%: {'met' if m['target_met'] else 'not met'}"
+            f"target {m['target_pckh']:.0f}% on {m['cores']} core(s): "
+            + ("met" if m["target_met"] else f"not met: {m['shortfall']}")
         )
         console.print(f"outputs in {cfg.train.out_dir}/: metrics.json, curves.png, overlays/, last.safetensors")
 

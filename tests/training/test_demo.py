@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import read_metadata
 from hourglass.cli import app
+from hourglass.training.demo import shortfall, target_pckh
 
 
 def test_demo_command_runs_the_whole_job_small(tmp_path: Path, monkeypatch) -> None:
@@ -46,6 +47,10 @@ def test_demo_command_runs_the_whole_job_small(tmp_path: Path, monkeypatch) -> N
     assert metrics["stopped_by"] == "finished" and metrics["epochs"] == 1.0
     assert 0.0 <= metrics["untrained_pckh"] <= 100.0 and 0.0 <= metrics["trained_pckh"] <= 100.0
     assert metrics["target_met"] == (metrics["trained_pckh"] >= metrics["target_pckh"])
+    assert metrics["target_pckh"] == target_pckh(metrics["cores"]) and metrics["cpu"]
+    assert (metrics["shortfall"] is None) == metrics["target_met"]
+    if not metrics["target_met"]:
+        assert metrics["shortfall"] in text
     summary = (
         f"PCKh@0.5 on 8 held-out figures: untrained {metrics['untrained_pckh']:.1f}% -> trained "
         f"{metrics['trained_pckh']:.1f}% (2 steps"
@@ -62,3 +67,23 @@ def test_demo_command_runs_the_whole_job_small(tmp_path: Path, monkeypatch) -> N
     assert (
         len(list((data / "train" / "images").iterdir())) == 16 and len(list((data / "val" / "images").iterdir())) == 8
     )
+
+
+def _metrics(**values) -> dict:
+    base = {"trained_pckh": 70.0, "target_pckh": 85.0, "steps": 900, "steps_per_s": 1.8, "stopped_by": "time_limit",
+            "cores": 2, "load_average_1_5_15min": [1.0, 1.0, 1.0]}  # fmt: skip
+    return {**base, **values}
+
+
+def test_targets_by_cores() -> None:
+    assert (target_pckh(1), target_pckh(2), target_pckh(16)) == (80.0, 85.0, 85.0)
+
+
+def test_shortfall_says_why() -> None:
+    assert shortfall(_metrics(trained_pckh=86.0), 1500, 500) is None
+    slow = shortfall(_metrics(), 1500, 500)
+    assert "after 900 of the recipe's 1500 steps" in slow and "3.00 steps/s" in slow and "busy" not in slow
+    busy = shortfall(_metrics(load_average_1_5_15min=[4.2, 3.0, 2.0]), 1500, 500)
+    assert "busy (load average 4.2 on 2 usable cores)" in busy
+    short = shortfall(_metrics(steps=1500, stopped_by="max_steps"), 1500, 500)
+    assert short == "1500 steps of the recipe reached 70.0%: the recipe falls short"

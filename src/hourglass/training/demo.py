@@ -22,15 +22,43 @@ from hourglass.checkpoint.io import build_model, load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
-from hourglass.device import resolve_device
+from hourglass.device import cpu_name, resolve_device
 from hourglass.errors import ConfigError
 from hourglass.evaluation.evaluate import EvalResult, evaluate_model
 from hourglass.files import atomic_write
 from hourglass.training.loop import train
 
 NUM_OVERLAYS = 8
-TARGET_PCKH = 80.0
-"""The issue's goal for the trained model, PCKh@0.5 in percent on the held-out split."""
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (``taskset`` and container limits included)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def target_pckh(cores: int) -> float:
+    """The demo's promise, PCKh@0.5 in percent on the held-out figures: 85 on two or more cores, 80 on one
+    (a stand-in for a slower or busier machine), within the same 600 s."""
+    return 85.0 if cores >= 2 else 80.0
+
+
+def shortfall(m: dict[str, Any], planned_steps: int | None, time_limit_s: float | None) -> str | None:
+    """Why a run fell short of its target, in words (None when it met it), from what ``metrics.json`` holds."""
+    if m["trained_pckh"] >= m["target_pckh"]:
+        return None
+    reasons = []
+    if m["stopped_by"] == "time_limit" and planned_steps is not None and m["steps"] < planned_steps:
+        reasons.append(
+            f"training stopped by its time limit after {m['steps']} of the recipe's {planned_steps} steps "
+            f"({m['steps_per_s']} steps/s; the recipe needs about {planned_steps / max(time_limit_s or 1, 1):.2f} "
+            f"steps/s to finish within train.time_limit_s={time_limit_s})"
+        )
+    load = m.get("load_average_1_5_15min")
+    if load and load[0] > m["cores"] + 0.5:
+        reasons.append(f"the machine was busy (load average {load[0]} on {m['cores']} usable cores)")
+    if not reasons:
+        reasons.append(f"{m['steps']} steps of the recipe reached {m['trained_pckh']:.1f}%: the recipe falls short")
+    return "; ".join(reasons)
 
 
 def synthesize_splits(cfg: Config, num_train: int, num_val: int, seed: int, log: Callable[[str], None]) -> None:
@@ -63,8 +91,10 @@ def run_demo(
     """Run the main job with ``cfg`` (the ``synthetic-hg1`` recipe); returns what ``metrics.json`` holds,
     or ``None`` when training was interrupted (SIGINT/SIGTERM; its checkpoint is saved, nothing is scored).
 
-    Training stops at ``cfg.train.time_limit_s`` seconds of training (the issue's cap is 600) or at the
-    configured epochs, whichever comes first; the last checkpoint is then evaluated.
+    Training runs the recipe's ``train.max_steps`` steps, sized so that the slowest CPU seen (one core of an
+    Intel Xeon) finishes them within the demo's 600 s; ``train.time_limit_s`` is a safety cap on a busier
+    machine (the cosine schedule then anneals over the time instead). The last checkpoint is evaluated and
+    ``metrics.json`` says whether the target (:func:`target_pckh`) was met and, if not, why.
     """
     out = Path(cfg.train.out_dir)
     started = time.perf_counter()
@@ -89,11 +119,12 @@ def run_demo(
     log(f"trained model: PCKh@0.5 {after.summary['pckh@0.5']:.1f}% after {result.step} steps")
 
     overlays = write_overlays(out / "overlays", val_set, after)
+    cores = usable_cores()
     metrics = {
         "untrained_pckh": before.summary["pckh@0.5"],
         "trained_pckh": after.summary["pckh@0.5"],
-        "target_pckh": TARGET_PCKH,
-        "target_met": after.summary["pckh@0.5"] >= TARGET_PCKH,
+        "target_pckh": target_pckh(cores),
+        "target_met": after.summary["pckh@0.5"] >= target_pckh(cores),
         "untrained_pckh@0.1": before.summary["pckh@0.1"],
         "trained_pckh@0.1": after.summary["pckh@0.1"],
         "trained_table": after.table,
@@ -107,12 +138,16 @@ def run_demo(
         "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "total_seconds": round(time.perf_counter() - started, 1),
         "stopped_by": result.status,
+        "planned_steps": cfg.train.max_steps,
         "device": str(device),
+        "cpu": cpu_name(),
+        "cores": cores,
         "torch_threads": torch.get_num_threads(),
         "checkpoint": str(result.last_checkpoint),
         "curves": str(out / "curves.png"),
         "overlays": [str(p) for p in overlays],
     }
+    metrics["shortfall"] = shortfall(metrics, cfg.train.max_steps, cfg.train.time_limit_s)
     atomic_write(out / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(metrics, indent=2)))
     return metrics
 
