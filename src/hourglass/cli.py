@@ -209,7 +209,7 @@ def demo(
     num_train: Annotated[int, typer.Option(help="synthetic training images")] = 4000,
     num_val: Annotated[int, typer.Option(help="synthetic held-out images")] = 500,
 ) -> None:
-    """The main job: synthesise figures, train a small hourglass on the CPU (time-capped), show it learnt."""
+    """The main job: synthesise figures, train a small hourglass on the CPU (1,500 steps), show it learnt."""
     from hourglass.config import load_config
     from hourglass.training.demo import run_demo
 

@@ -1,7 +1,7 @@
 """``hourglass demo`` end to end in seconds: the demo recipe (``synthetic-hg1``, by name), shrunk by ``--set``,
 through the same run_demo code.
 
-The real demo trains for 9 minutes; this one writes 16 training and 8 held-out figures, trains a
+The real demo trains 1,500 steps (minutes); this one writes 16 training and 8 held-out figures, trains a
 16-channel model for 2 steps and checks every output the real run promises (numbers, files, the summary
 line), not the accuracy, which 2 steps cannot give.
 """

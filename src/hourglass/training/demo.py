@@ -54,7 +54,7 @@ def shortfall(m: dict[str, Any], planned_steps: int | None, time_limit_s: float 
             f"steps/s to finish within train.time_limit_s={time_limit_s})"
         )
     load = m.get("load_average_1_5_15min")
-    if load and load[0] > m["cores"] + 0.5:
+    if load and load[0] > m["cores"] + 1:  # the demo itself keeps its cores busy
         reasons.append(f"the machine was busy (load average {load[0]} on {m['cores']} usable cores)")
     if not reasons:
         reasons.append(f"{m['steps']} steps of the recipe reached {m['trained_pckh']:.1f}%: the recipe falls short")
