@@ -400,17 +400,22 @@ def _family_hint(state: Mapping[str, torch.Tensor]) -> str:
     return ""
 
 
+def _is_torch_save(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.save`` file (a zip archive, or a bare pickle whose first byte is 0x80)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
+
+
 def detect_family(path: str | os.PathLike[str]) -> str:
     """``"bearpaw"``, ``"princeton-vl"`` or ``"torch7"`` for the file at ``path``, from its contents.
 
     A zip or pickle (``torch.save``) is told apart by its tensor names; anything else is tried as Torch7.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head == b"PK" or head[:1] == b"\x80":
+    if _is_torch_save(path):
         state, _ = read_state_dict(path)
         for family, anchor in _ANCHORS.items():
             if any(k == anchor or k.endswith("." + anchor) for k in state):
@@ -631,11 +636,7 @@ class _T7Graph:
 def read_torch7(path: str | os.PathLike[str]) -> Any:
     """The object in a Torch7 file (``torchfile``, the ``[torch7]`` extra: ``pip install 'hourglass-pose[torch7]'``)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head == b"PK" or head[:1] == b"\x80":
+    if _is_torch_save(path):
         raise CheckpointError(f"{path}: a PyTorch file, not Torch7 (use --from bearpaw, princeton-vl or auto)")
     torchfile = require_extra("torchfile", "torch7")
     try:
