@@ -71,7 +71,6 @@ mean only; anibali's predictor passes a standard deviation too, which that same 
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -81,7 +80,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.checkpoint.io import load_state, mismatch_summary, save_checkpoint
+from hourglass.checkpoint.io import load_state, load_weights_only, mismatch_summary, save_checkpoint
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.data.codec import HeatmapCodec
 from hourglass.data.skeletons import MPII_16
@@ -236,11 +235,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
-        raise CheckpointError(f"{path}: cannot read as a weights-only PyTorch checkpoint ({first.strip()})") from err
+    obj = load_weights_only(path, "a weights-only PyTorch checkpoint")
     extra: dict[str, Any] = {}
     if isinstance(obj, Mapping) and "state_dict" in obj:
         extra = {k: obj[k] for k in ("epoch", "arch") if isinstance(obj.get(k), int | str)}

@@ -117,6 +117,23 @@ def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) 
     return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
 
 
+def load_weights_only(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers only, no code runs.
+
+    Raises:
+        CheckpointError: the file is unreadable or needs code to load; the message names the file, ``what``
+            it should have been and the loader's first line.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise CheckpointError(
+            f"{path}: cannot read as {what} (loaded with weights_only=True, which admits only tensors and plain "
+            f"containers: {first})"
+        ) from err
+
+
 def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a state file of :func:`save_training_state` with ``torch.load(weights_only=True)``.
 
@@ -126,14 +143,7 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no resume state beside the checkpoint (expected {path.name})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: refused or unreadable resume state (loaded with weights_only=True, which only admits "
-            f"tensors and plain containers): {first}"
-        ) from err
+    state = load_weights_only(path, "a resume state")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: resume state must be a dict, got {type(state).__name__}")
     return state
