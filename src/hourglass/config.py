@@ -77,7 +77,11 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimiser and learning-rate schedule. ``milestones`` are epochs; ``warmup_steps`` are iterations."""
+    """Optimiser and learning-rate schedule. ``milestones`` are epochs; ``warmup_steps`` are iterations.
+
+    ``fused``: torch's one-pass kernels (fused Adam/AdamW/SGD, multi-tensor RMSprop); ``false`` runs torch's
+    per-parameter loop, the same update rule (:func:`hourglass.training.optim.build_optimizer`).
+    """
 
     name: Literal["rmsprop", "adam", "adamw", "sgd"] = "rmsprop"
     lr: float = 2.5e-4
@@ -87,6 +91,7 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     warmup_steps: int = 0
+    fused: bool = True
 
 
 @dataclass
@@ -99,6 +104,9 @@ class TrainConfig:
     ``step`` is how a bf16 step runs (:mod:`hourglass.training.step`): ``autocast`` casts fp32 weights in
     every forward; ``bf16_weights`` trains a bf16 working copy with fp32 master weights (one process only);
     ``auto`` picks ``bf16_weights`` for bf16 on a CPU in one process, else ``autocast``.
+    ``procs`` runs training data-parallel in that many processes of this machine, started by ``hourglass
+    train`` itself (:mod:`hourglass.training.local`; ``auto``: one per usable CPU core, see
+    :func:`~hourglass.training.local.resolve_procs`); under torchrun it is ignored.
     ``last.safetensors`` is written at every epoch end and, mid-epoch, every ``save_every_steps`` steps
     and/or every ``save_every_minutes`` minutes of wall time, whichever comes first; ``--resume`` from a
     mid-epoch checkpoint continues at the same batch of the same epoch.
@@ -112,6 +120,7 @@ class TrainConfig:
     amp: Literal["none", "bf16", "fp16"] = "bf16"
     channels_last: bool = True
     step: Literal["auto", "autocast", "bf16_weights"] = "auto"
+    procs: int | Literal["auto"] = 1
     sync_batchnorm: bool = False
     device: str = "auto"
     out_dir: str = "runs/train"
@@ -236,6 +245,8 @@ def validate(cfg: Config, source: str = "config") -> None:
     need(cfg.train.batch_size >= 1, "train.batch_size", ">= 1", cfg.train.batch_size)
     need(cfg.train.epochs >= 1, "train.epochs", ">= 1", cfg.train.epochs)
     need(cfg.train.max_steps is None or cfg.train.max_steps >= 0, "train.max_steps", ">= 0", cfg.train.max_steps)
+    procs = cfg.train.procs
+    need(procs == "auto" or procs >= 1, "train.procs", "a positive integer or 'auto'", procs)
     need(cfg.train.log_every >= 1, "train.log_every", ">= 1", cfg.train.log_every)
     every = cfg.train.save_every_steps
     need(every is None or every >= 1, "train.save_every_steps", ">= 1 (or null)", every)
@@ -289,7 +300,17 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], key, source)
+        for tp_i in inner[:-1]:  # e.g. int | Literal["auto"]: the first type that takes the value
+            try:
+                return _convert(value, tp_i, key, source)
+            except ConfigError:
+                pass
+        try:
+            return _convert(value, inner[-1], key, source)
+        except ConfigError:
+            if len(inner) == 1:
+                raise
+            raise fail(" or ".join(_describe(a) for a in inner)) from None
     if origin is Literal:
         if value not in args:
             raise fail("one of " + ", ".join(repr(a) for a in args))
@@ -328,6 +349,13 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
             raise fail("a mapping")
         return dict(value)
     raise TypeError(f"config schema: unsupported type {tp!r} for {key}")
+
+
+def _describe(tp: Any) -> str:
+    """How an error message names what a type accepts."""
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
 def _plain(value: Any) -> Any:

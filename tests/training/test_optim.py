@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -87,3 +88,27 @@ def test_resume_under_warmup_and_cosine_continues_exactly(tmp_path: Path, make_c
     factors = [lr_factor(s, cfg.optim, 4, 8) for s in range(8)]
     assert lrs("full") == pytest.approx([0.002 * f for f in factors])
     assert len(set(lrs("full"))) == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "kernel"), [("adam", "fused"), ("adamw", "fused"), ("sgd", "fused"), ("rmsprop", "foreach")]
+)
+def test_optimisers_use_torch_s_multi_tensor_kernels(name: str, kernel: str) -> None:
+    """One pass over all parameters (fused, or foreach for RMSprop, which has no fused kernel) rather than
+    torch's per-parameter loop, and the same update: one step equals the loop's within float rounding."""
+    from hourglass.training.optim import build_optimizer
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    cfg = OptimConfig(name=name, lr=0.1, momentum=0.9 if name in ("sgd", "rmsprop") else 0.0, weight_decay=1e-4)
+    opt = build_optimizer(params, cfg)
+    assert opt.defaults[kernel] is True
+    loop = build_optimizer(copies, dataclasses.replace(cfg, fused=False))  # optim.fused: false
+    assert loop.defaults["foreach"] is False and not loop.defaults.get("fused")  # torch's per-parameter loop
+    for ps, o in ((params, opt), (copies, loop)):
+        for p in ps:
+            p.grad = torch.linspace(-1, 1, p.numel()).reshape(p.shape)
+        o.step()
+    for a, b in zip(params, copies, strict=True):
+        torch.testing.assert_close(a, b)

@@ -15,7 +15,7 @@ from hourglass.models import create_model
 from hourglass.models.summary import count_macs
 from hourglass.training.loop import train
 from hourglass.training.step import TrainStep, resolve_step_mode
-from hourglass.training.train_bench import benchmark_training, random_batch
+from hourglass.training.train_bench import benchmark_training, format_train_result, random_batch
 
 
 def small_model(norm: str = "batch") -> torch.nn.Module:
@@ -124,3 +124,14 @@ def test_cli_bench_train_json() -> None:
     assert row["samples_per_s"] > 0 and row["peak_gflops"] > 0 and 0 < row["peak_share"]
     bad = CliRunner().invoke(app, ["bench", "hg1", "--train", "--set", "train.step=fast"])
     assert bad.exit_code == 1 and "train.step must be one of 'auto', 'autocast', 'bf16_weights'" in bad.output
+
+
+def test_bench_train_with_local_processes() -> None:
+    """``train.procs=2``: the step as two DDP processes run it, each on half the batch; CPU time of both."""
+    sets = ["model.name=hg1", "model.kwargs.num_channels=16", "model.kwargs.depth=2", "train.procs=2"]
+    r = benchmark_training(load_config(None, sets), batch=4, input_size=(64, 64), iters=3, warmup=1, measure_peak=False)
+    assert (r.procs, r.threads, r.batch, r.step) == (2, 1, 4, "autocast")  # auto: no bf16_weights under DDP
+    model = create_model("hg1", num_channels=16, depth=2, num_joints=16)
+    assert r.train_gflop_per_step == pytest.approx(6 * count_macs(model, (3, 64, 64), batch=4) / 1e9)
+    assert r.samples_per_s == pytest.approx(4 / (r.ms_per_step / 1e3))
+    assert "2 processes (DDP)" in format_train_result(r) and "2 processes x 1 threads" in format_train_result(r)

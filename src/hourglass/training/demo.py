@@ -22,18 +22,13 @@ from hourglass.checkpoint.io import build_model, load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
-from hourglass.device import cpu_name, resolve_device
+from hourglass.device import cpu_name, resolve_device, usable_cores
 from hourglass.errors import ConfigError
 from hourglass.evaluation.evaluate import EvalResult, evaluate_model
 from hourglass.files import atomic_write
 from hourglass.training.loop import train
 
 NUM_OVERLAYS = 8
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (``taskset`` and container limits included)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def target_pckh(cores: int) -> float:

@@ -1,4 +1,4 @@
-"""The training loop: one process or many (torchrun + DDP), resumable to the exact loss sequence.
+"""The training loop: one process or many (``train.procs`` or torchrun, DDP), resumable to the exact loss sequence.
 
 Files in ``train.out_dir``: ``last.safetensors`` (+ ``last.state.pt`` for ``--resume``), ``best.safetensors``
 when validation runs, ``metrics.jsonl``, ``tensorboard/``, ``curves.png`` and ``config.yaml``.
@@ -24,7 +24,6 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from hourglass.checkpoint.io import (
@@ -41,6 +40,7 @@ from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
 from hourglass.data.dataset import collate, worker_init_fn
+from hourglass.device import resolve_device
 from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
 from hourglass.files import atomic_write
 from hourglass.training.distributed import (
@@ -51,9 +51,10 @@ from hourglass.training.distributed import (
     init_distributed,
     shutdown_distributed,
 )
+from hourglass.training.local import resolve_procs, run_local
 from hourglass.training.optim import build_optimizer, build_scheduler
 from hourglass.training.runlog import NullLog, RunLog, plot_curves
-from hourglass.training.step import TrainStep, resolve_step_mode
+from hourglass.training.step import TrainStep, make_train_step
 
 
 @dataclass
@@ -134,10 +135,19 @@ def train(
         on_step: called after every optimiser step with ``(step, loss)`` (tests, the demo).
         log: where rank 0 prints messages (default: stderr through rich).
 
+    With ``train.procs`` above 1 (and not under torchrun), this process starts that many workers that each
+    call ``train`` as ranks of one process group (:func:`~hourglass.training.local.run_local`) and returns
+    rank 0's result; ``log`` still receives rank 0's messages.
+
     Raises:
         TrainingDiverged: NaN or infinite loss (the last saved checkpoint is left intact).
         ConfigError, CheckpointError, DataError: bad settings, checkpoint or data (all ``HourglassError``).
     """
+    procs = resolve_procs(cfg.train.procs, cfg.train.batch_size, resolve_device(cfg.train.device))
+    if procs > 1:
+        if on_step is not None:
+            raise ConfigError("train: an on_step callback runs in one process; set train.procs=1 to use one")
+        return run_local(train, (cfg, resume), procs, log=log)
     info = init_distributed(cfg.train.device)
     ok = False
     try:
@@ -302,19 +312,7 @@ class _Trainer:
 
     def _make_step(self) -> TrainStep:
         """The step of ``train.step`` over the model, wrapped in DDP when distributed."""
-        cfg, info = self.cfg.train, self.info
-        if info.distributed and cfg.step == "bf16_weights":
-            raise ConfigError("train.step='bf16_weights' runs in one process; use train.step=autocast with torchrun")
-        mode = resolve_step_mode(cfg.step, cfg.amp, info.device, info.distributed)
-
-        def wrap(net: nn.Module) -> nn.Module:
-            if not info.distributed:
-                return net
-            return DistributedDataParallel(net, device_ids=[info.device] if info.device.type == "cuda" else None)
-
-        return TrainStep(
-            self.model, self.optimizer, info.device, cfg.amp, cfg.channels_last, mode, cfg.grad_clip, self.scaler, wrap
-        )
+        return make_train_step(self.model, self.optimizer, self.cfg.train, self.info, self.scaler)
 
     # --- the steps ------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,10 @@ from torch import nn
 from hourglass.device import autocast_context
 from hourglass.errors import ConfigError
 from hourglass.losses import heatmap_loss
+
+if TYPE_CHECKING:
+    from hourglass.config import TrainConfig
+    from hourglass.training.distributed import DistInfo
 
 STEP_MODES = ("auto", "autocast", "bf16_weights")
 
@@ -127,11 +131,42 @@ class TrainStep:
         return loss.detach()
 
 
+def make_train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    info: DistInfo,
+    scaler: Any = None,
+) -> TrainStep:
+    """The :class:`TrainStep` of ``cfg`` (``train`` settings) for this process: DDP-wrapped when ``info`` is
+    distributed, the mode resolved for it. The training loop and ``hourglass bench --train`` both use this.
+
+    Raises:
+        ConfigError: ``train.step=bf16_weights`` in a distributed run.
+    """
+    if info.distributed and cfg.step == "bf16_weights":
+        raise ConfigError(
+            "train.step='bf16_weights' runs in one process; use train.step=autocast (or auto) with "
+            "train.procs > 1 or torchrun"
+        )
+    mode = resolve_step_mode(cfg.step, cfg.amp, info.device, info.distributed)
+
+    def wrap(net: nn.Module) -> nn.Module:
+        if not info.distributed:
+            return net
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(net, device_ids=[info.device] if info.device.type == "cuda" else None)
+
+    return TrainStep(model, optimizer, info.device, cfg.amp, cfg.channels_last, mode, cfg.grad_clip, scaler, wrap)
+
+
 def resolve_step_mode(mode: str, amp: str, device: torch.device, distributed: bool = False) -> str:
     """``auto`` -> ``bf16_weights`` for ``amp=bf16`` on a CPU in one process, else ``autocast``; others as given.
 
-    ``bf16_weights`` measured 1.05-1.16x the autocast step on an AMD EPYC (``docs/BENCHMARKS.md``); it is
-    not used under DDP (one process only) nor on CUDA, where it was not measured.
+    ``bf16_weights`` measured 1.02-1.03x the autocast step on a quiet AMD EPYC (its casts are 1-2% of a
+    step there; they were a quarter on an Intel Xeon with AMX, ``docs/BENCHMARKS.md``); it is not used
+    under DDP (one process only) nor on CUDA, where it was not measured.
     """
     if mode != "auto":
         return mode

@@ -24,9 +24,12 @@ from hourglass.checkpoint.io import build_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.skeletons import Skeleton
+from hourglass.device import resolve_device
 from hourglass.models.summary import count_macs
+from hourglass.training.distributed import DistInfo, init_distributed, shutdown_distributed
+from hourglass.training.local import resolve_procs, run_local
 from hourglass.training.optim import build_optimizer
-from hourglass.training.step import TrainStep
+from hourglass.training.step import TrainStep, make_train_step
 
 FLOP_CONVENTION = "3 x forward conv multiply-adds x 2 FLOPs (forward, input grad, weight grad)"
 
@@ -56,6 +59,7 @@ class TrainBenchResult:
     peak_engine: str
     threads: int
     cpu: str
+    procs: int = 1
     flop_convention: str = FLOP_CONVENTION
 
     def to_json(self) -> dict[str, Any]:
@@ -75,8 +79,11 @@ def random_batch(batch: int, input_size: tuple[int, int], num_joints: int, seed:
     }
 
 
-def build_train_step(cfg: Config, device: torch.device, num_joints: int = 16) -> TrainStep:
-    """The model (seeded with ``train.seed``), optimiser and step of ``cfg``, as the training loop makes them."""
+def build_train_step(
+    cfg: Config, device: torch.device, num_joints: int = 16, info: DistInfo | None = None
+) -> TrainStep:
+    """The model (seeded with ``train.seed``), optimiser and step of ``cfg``, as the training loop makes them
+    (:func:`~hourglass.training.step.make_train_step`; DDP-wrapped when ``info`` is distributed)."""
     torch.manual_seed(cfg.train.seed)
     joints = tuple(f"joint{k}" for k in range(cfg.model.kwargs.get("num_joints", num_joints)))
     skeleton = Skeleton("bench", joints, tuple(range(len(joints))), (), ())
@@ -84,9 +91,8 @@ def build_train_step(cfg: Config, device: torch.device, num_joints: int = 16) ->
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
-    return TrainStep(
-        model, optimizer, device, cfg.train.amp, cfg.train.channels_last, cfg.train.step, cfg.train.grad_clip
-    )
+    info = info if info is not None else DistInfo(0, 1, 0, device)
+    return make_train_step(model, optimizer, cfg.train, info)
 
 
 def benchmark_training(
@@ -99,45 +105,38 @@ def benchmark_training(
 ) -> TrainBenchResult:
     """Median wall time of ``iters`` training steps of ``cfg`` (after ``warmup``), on one random batch.
 
+    With ``train.procs`` above 1 the step runs as training would run it: that many processes (spawned here,
+    :func:`~hourglass.training.local.run_local`), each with its share of the batch, DDP averaging the
+    gradients; the wall time is rank 0's, the CPU time the sum over the processes.
+
     Args:
         cfg: model, optimiser and ``train`` settings (``model.kwargs.num_joints`` defaults to 16).
-        batch: images per step (default ``train.batch_size``).
+        batch: images per step, over all processes (default ``train.batch_size``).
         input_size: ``(H, W)`` (default ``data.input_size``).
-        measure_peak: time the peak convolution too (``peak_gflops``, ``peak_share``; 0 when off).
+        measure_peak: time the peak convolution too (``peak_gflops``, ``peak_share``; 0 when off); it is
+            measured in this process, on all its threads, after the workers have ended.
     """
     from hourglass.device import cpu_name
     from hourglass.inference.bench import conv_peak_gflops
-    from hourglass.training.distributed import resolve_device
 
     batch = cfg.train.batch_size if batch is None else batch
     h, w = input_size if input_size is not None else cfg.data.input_size
     if batch < 1 or h < 1 or w < 1:
         raise ValueError(f"bench --train: batch and input size must be positive, got batch {batch}, {h}x{w}")
     device = resolve_device(cfg.train.device)
-    num_joints = int(cfg.model.kwargs.get("num_joints", 16))
-    step = build_train_step(cfg, device, num_joints)
-    data = random_batch(batch, (h, w), num_joints)
-    for _ in range(warmup):
-        step(data)
-    walls, cpus = [], []
-    for _ in range(iters):
-        sync(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        step(data)
-        sync(device)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    times = np.asarray(walls)
+    procs = resolve_procs(cfg.train.procs, batch, device)
+    args = (cfg, batch, (int(h), int(w)), iters, warmup)
+    timed = run_local(_time_steps, args, procs) if procs > 1 else _time_steps(*args)
+    times = np.asarray(timed["walls"])
     seconds = float(np.median(times))
-    macs = count_macs(step.model, (3, h, w), batch=batch)
-    flop = 3 * 2 * macs
+    flop = 3 * 2 * timed["macs_per_sample"] * batch
     precision = "bf16" if cfg.train.amp == "bf16" else "fp32"
     peak, engine = conv_peak_gflops(precision) if measure_peak and device.type == "cpu" else (0.0, "")
     gflops = flop / seconds / 1e9
     return TrainBenchResult(
         model=cfg.model.name,
         kwargs=dict(cfg.model.kwargs),
-        step=step.mode,
+        step=timed["mode"],
         amp=cfg.train.amp,
         channels_last=cfg.train.channels_last,
         optimizer=cfg.optim.name,
@@ -147,16 +146,56 @@ def benchmark_training(
         ms_min=1e3 * float(times.min()),
         ms_p10=1e3 * float(np.percentile(times, 10)),
         ms_p90=1e3 * float(np.percentile(times, 90)),
-        cpu_ms_per_step=1e3 * float(np.median(cpus)),
+        cpu_ms_per_step=1e3 * float(np.median(timed["cpus"])),
         samples_per_s=batch / seconds,
         train_gflop_per_step=flop / 1e9,
         gflops=gflops,
         peak_gflops=peak,
         peak_share=gflops / peak if peak else 0.0,
         peak_engine=engine,
-        threads=torch.get_num_threads(),
+        threads=timed["threads"],
         cpu=cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
+        procs=procs,
     )
+
+
+def _time_steps(
+    cfg: Config, batch: int, input_size: tuple[int, int], iters: int, warmup: int, log: object = None
+) -> dict[str, Any]:
+    """Build the step in this process (a rank of a group when torchrun's variables are set) and time it.
+
+    Returns rank 0's per-step wall times, the per-step CPU time summed over ranks, the step mode, the
+    threads per process and the forward's multiply-adds per sample.
+    """
+    info = init_distributed(cfg.train.device)
+    try:
+        num_joints = int(cfg.model.kwargs.get("num_joints", 16))
+        step = build_train_step(cfg, info.device, num_joints, info)
+        data = random_batch(batch // info.world_size, input_size, num_joints, seed=info.rank)
+        for _ in range(warmup):
+            step(data)
+        walls, cpus = [], []
+        for _ in range(iters):
+            sync(info.device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            step(data)
+            sync(info.device)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        if info.distributed:
+            total = torch.tensor(cpus, dtype=torch.float64)
+            torch.distributed.all_reduce(total)
+            cpus = total.tolist()
+        macs = count_macs(step.model, (3, *input_size), batch=1)
+        return {
+            "walls": walls,
+            "cpus": cpus,
+            "mode": step.mode,
+            "threads": torch.get_num_threads(),
+            "macs_per_sample": macs,
+        }
+    finally:
+        shutdown_distributed()
 
 
 def sync(device: torch.device) -> None:
@@ -171,7 +210,7 @@ def format_train_result(r: TrainBenchResult) -> str:
     lines = [
         f"{r.model}{' ' + kwargs if kwargs else ''}: training step ({r.step}, amp {r.amp}, "
         f"{'channels_last' if r.channels_last else 'contiguous'}, {r.optimizer}), batch {r.batch}, "
-        f"{r.input_size[0]}x{r.input_size[1]}",
+        f"{r.input_size[0]}x{r.input_size[1]}" + (f", {r.procs} processes (DDP)" if r.procs > 1 else ""),
         f"  step      {r.ms_per_step:.1f} ms median (min {r.ms_min:.1f}, p10 {r.ms_p10:.1f}, p90 {r.ms_p90:.1f}); "
         f"CPU time {r.cpu_ms_per_step:.1f} ms",
         f"  samples   {r.samples_per_s:.2f} samples/s",
@@ -182,5 +221,6 @@ def format_train_result(r: TrainBenchResult) -> str:
             f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {'bf16' if r.amp == 'bf16' else 'fp32'}, "
             f"{r.peak_engine}); share {100 * r.peak_share:.1f}%"
         )
-    lines.append(f"  machine   {r.cpu}, {r.threads} threads")
+    per = f"{r.procs} processes x {r.threads} threads" if r.procs > 1 else f"{r.threads} threads"
+    lines.append(f"  machine   {r.cpu}, {per}")
     return "\n".join(lines)
