@@ -99,8 +99,9 @@ def _worker(
 
 
 @contextmanager
-def _forward_sigterm(workers: list[Any]) -> Iterator[None]:
-    """SIGTERM to the caller goes to every worker; SIGINT is ignored here (the terminal sends it to all)."""
+def _forward_signals(workers: list[Any]) -> Iterator[None]:
+    """SIGTERM or SIGINT to the caller becomes SIGTERM to every worker (a terminal's Ctrl-C reaches them
+    directly too): each stops at the end of its step, rank 0 saves, and the caller keeps waiting for them."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -169,7 +170,7 @@ def run_local(
             elif kind == "error":
                 errors.append((rank, *payload))
 
-    with _forward_sigterm(workers):
+    with _forward_signals(workers):
         for w in workers:
             w.start()
         try:
