@@ -14,6 +14,7 @@ the same process, at the step's precision.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -160,9 +161,15 @@ def benchmark_training(
 
 
 def _time_steps(
-    cfg: Config, batch: int, input_size: tuple[int, int], iters: int, warmup: int, log: object = None
+    cfg: Config,
+    batch: int,
+    input_size: tuple[int, int],
+    iters: int,
+    warmup: int,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the step in this process (a rank of a group when torchrun's variables are set) and time it.
+    ``log`` (what :func:`~hourglass.training.local.run_local` passes) is not used: the bench prints nothing.
 
     Returns rank 0's per-step wall times, the per-step CPU time summed over ranks, the step mode, the
     threads per process and the forward's multiply-adds per sample.
