@@ -8,10 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+
+from sessions import own_session, wait_for_lines
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,22 +56,10 @@ def test_sigint_saves_then_resume_finishes(tmp_path: Path, make_config) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), "--set", "train.epochs=50"]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
-            log = out / "metrics.jsonl"
-            if log.is_file() and len(log.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.2)
+    with own_session(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        wait_for_lines(out / "metrics.jsonl", 2, timeout=150)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "saving at step" in stderr
@@ -96,26 +85,11 @@ def test_sigkill_mid_epoch_then_resume_repeats_an_uninterrupted_run(tmp_path: Pa
     assert full.returncode == 0, full.stderr
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hourglass", *args, "--set", "train.epochs=50"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        deadline, logged = time.monotonic() + 150, 0
-        while time.monotonic() < deadline and logged < 7:
-            log = out / "metrics.jsonl"
-            logged = len(log.read_text().splitlines()) if log.is_file() else 0
-            time.sleep(0.01)
+    cmd = [sys.executable, "-m", "hourglass", *args, "--set", "train.epochs=50"]
+    with own_session(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as proc:
+        wait_for_lines(out / "metrics.jsonl", 7, timeout=150, poll=0.01)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == -signal.SIGKILL
     from hourglass.checkpoint.io import read_metadata
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from safetensors.torch import load_file
 
 from hourglass.training.distributed import ShardedSampler
 from hourglass.training.loop import train
+from sessions import own_session
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "TRAINING.md"
@@ -91,16 +91,8 @@ def test_two_processes_match_one_and_write_one_checkpoint(tmp_path: Path, make_c
         "-m", "hourglass", "train", "--config", str(path),
         *(a for kv in [*sets, f"train.out_dir={out}"] for a in ("--set", kv)),
     ]  # fmt: skip
-    # own session, so that a timeout kills torchrun's workers too instead of leaving them waiting
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
+    with own_session(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         _, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, stderr[-3000:]
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -19,8 +19,8 @@ from hourglass.errors import ConfigError, DataError
 from hourglass.training import local
 from hourglass.training.local import WorkerFailed, resolve_procs, run_local
 from hourglass.training.loop import train
+from sessions import own_session, wait_for_lines
 
-REPO_ROOT = Path(__file__).resolve().parents[1].parent
 CPU = torch.device("cpu")
 
 
@@ -121,22 +121,11 @@ def test_sigterm_saves_and_resumes_with_local_processes(tmp_path: Path, make_con
     _, path = make_config()
     cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), *(a for s in sets for a in ("--set", s))]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        jsonl = out / "metrics.jsonl"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (jsonl.is_file() and jsonl.read_text().count('"loss"') >= 3):
-            time.sleep(0.2)
-        assert jsonl.is_file(), "no step was logged within 120 s"
+    with own_session(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        # one line per step (train.log_every=1, no validation in the tiny config)
+        assert wait_for_lines(out / "metrics.jsonl", 3, timeout=120) >= 3, "3 steps were not logged within 120 s"
         proc.send_signal(signal.SIGTERM)  # to the parent only
         output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, output[-3000:]
     from hourglass.checkpoint.io import load_checkpoint
 
