@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -45,16 +46,25 @@ InputSize = Annotated[
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; expected errors become one message and exit status 1.
+    """Run ``fn``; expected errors become one message and exit status 1, warnings one line each.
 
     Expected means :class:`~hourglass.errors.HourglassError` (bad data, settings, checkpoints, inputs) and
     ``OSError`` (a file that cannot be read or written). Any other exception is a bug: it keeps its traceback.
+    A warning (``warnings.warn``: data the library worked around, such as a COCO file without ``area``) prints
+    as ``warning: <message>`` on stderr, without Python's file, line and source line.
     """
-    try:
-        return fn()
-    except (HourglassError, OSError) as err:
-        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return fn()
+        except (HourglassError, OSError) as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the command line: the message alone, one line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 # --- display: tables and result lines (the only display code of the package) ---------------------------
@@ -342,7 +352,7 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
     """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
-    from hourglass.inference.predictor import predict_files
+    from hourglass.inference.predict import predict_files
 
     report = run_guarded(
         lambda: predict_files(
@@ -378,9 +388,14 @@ def predict(
     if report.videos or report.frames or report.broken_frames:
         done += f" and {report.frames} frames of {report.videos} videos"
         done += f" ({report.broken_frames} broken frames skipped)" if report.broken_frames else ""
-        console.print(f"{done} -> {out}/", highlight=False)
+    results = report.results_files
+    if results:
+        others = len(report.written) - len(results)
+        done += " -> " + ", ".join(map(str, results))
+        done += f" and {others} more files in {results[0].parent}" if others else ""
     else:
-        console.print(f"{done} -> {out}/keypoints.json", highlight=False)
+        done += ": nothing written"
+    console.print(escape(done), highlight=False, soft_wrap=True)
     if report.failures:
         raise typer.Exit(1)
 

@@ -47,8 +47,8 @@ def write_config(path: Path, cfg: dict) -> Path:
     return path
 
 
-def _untrained(tmp_path: Path, cfg) -> Path:
-    meta = CheckpointMeta.from_config(cfg, MPII_16)
+def _untrained(tmp_path: Path, cfg, skeleton=MPII_16) -> Path:
+    meta = CheckpointMeta.from_config(cfg, skeleton)
     return save_checkpoint(tmp_path / "untrained.safetensors", build_model(meta), meta)
 
 
@@ -76,6 +76,26 @@ def test_coco_perfect_heatmaps_score_ap_1(tmp_path: Path, real_samples_dir: Path
     result = evaluate_model(Oracle(dataset), dataset, cfg, torch.device("cpu"), flip=False)
     assert result.kind == "coco"
     assert result.summary["AP"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_coco_file_without_area_is_scored_with_one_warning_line(tmp_path: Path, real_samples_dir: Path) -> None:
+    """``hourglass eval`` on a copy of the real COCO file with every ``area`` removed: scored (mmpose's 0.53 x
+    box area), and the CLI says so in one line naming the file and how many annotations lacked it."""
+    doc = json.loads((real_samples_dir / "coco" / "test_coco.json").read_text())
+    for ann in doc["annotations"]:
+        del ann["area"]
+    (tmp_path / "no_area.json").write_text(json.dumps(doc))
+    raw = _config(tmp_path, real_samples_dir, "coco", "test_coco.json")
+    raw["data"]["val"]["annotations"] = str(tmp_path / "no_area.json")
+    path = write_config(tmp_path / "c.yaml", raw)
+    ckpt = _untrained(tmp_path, load_config(path), COCO_17)
+    result = CliRunner().invoke(app, ["eval", "--config", str(path), "--checkpoint", str(ckpt), "--no-flip"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "'area'" in line]
+    assert warned == [f"warning: {tmp_path / 'no_area.json'}: 14 of 14 annotations have no 'area'; their OKS scale "
+                      "is 0.53 x their box area (mmpose's rule)"]  # fmt: skip
+    record = json.loads((tmp_path / "eval.json").read_text())
+    assert record["kind"] == "coco" and 0.0 <= record["summary"]["AP"] <= 1.0
 
 
 def test_mpii_eval_takes_head_boxes_from_gt_valid(tmp_path: Path, real_samples_dir: Path) -> None:

@@ -1,8 +1,7 @@
-"""Predictor and ``hourglass predict``: real checkpoints and image files, geometry back to image pixels, bad input."""
+"""Predictor: real checkpoints and image files, geometry back to image pixels, bad input."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,21 +11,9 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
-from hourglass.checkpoint.io import save_checkpoint
-from hourglass.cli import app
 from hourglass.data import HeatmapCodec, Skeleton
-from hourglass.inference.predictor import (
-    BOX_THRESHOLD,
-    NMS_THRESHOLD,
-    Predictor,
-    box_iou,
-    box_problem,
-    predict_files,
-    read_boxes,
-    suppress_overlaps,
-)
+from hourglass.inference.predictor import Predictor
 from hourglass.inference.runtimes import create_runtime
 from hourglass.models import create_model
 
@@ -91,15 +78,6 @@ def test_keypoints_map_back_to_image_pixels(flip: bool) -> None:
     assert (scores > 0.9).all()
 
 
-def test_box_problems_are_named() -> None:
-    assert box_problem([10, 10, 20, 20], 100, 80) is None
-    assert box_problem([-30, -10, 40, 40], 100, 80) is None  # partly outside: fine
-    assert "zero size" in box_problem([10, 10, 0, 20], 100, 80)
-    assert "outside the 100x80 image" in box_problem([100, 10, 5, 5], 100, 80)
-    assert "outside" in box_problem([-10, -10, 10, 10], 100, 80)
-    assert "non-finite" in box_problem([np.nan, 0, 5, 5], 100, 80)
-
-
 def test_predictor_refuses_bad_boxes_and_images(checkpoint: Path, tmp_path: Path) -> None:
     predictor = Predictor.from_checkpoint(checkpoint)
     with pytest.raises(ValueError, match=r"image 0: box 1 .* has zero size"):
@@ -111,81 +89,6 @@ def test_predictor_refuses_bad_boxes_and_images(checkpoint: Path, tmp_path: Path
         predictor(tmp_path / "x.gif")
     with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8 RGB"):
         predictor(np.zeros((10, 10, 3), np.float32))
-
-
-def _write(path: Path, rgb: np.ndarray) -> None:
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-
-def test_predict_files_boxes_heatmaps_and_failures(checkpoint: Path, tmp_path: Path) -> None:
-    images = tmp_path / "in"
-    images.mkdir()
-    _write(images / "000000000042.png", _photo(seed=1))
-    _write(images / "b.jpg", _photo(seed=2))
-    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    (images / "notes.txt").write_text("not an image, ignored in a folder")
-    dets = [
-        {"image_id": 42, "category_id": 1, "bbox": [5, 5, 40, 60], "score": 0.8},
-        {"image_id": 42, "category_id": 1, "bbox": [40, 40, 25, 45], "score": 0.5},
-        {"image_id": 42, "category_id": 1, "bbox": [10, 10, 0, 50], "score": 0.5},
-        {"image_id": "b", "category_id": 1, "bbox": [300, 300, 10, 10], "score": 0.9},
-    ]
-    (tmp_path / "dets.json").write_text(json.dumps(dets))
-    out = tmp_path / "out"
-    report = predict_files(
-        [images], checkpoint, out, tmp_path / "dets.json", batch_size=1, heatmaps=True, progress=False
-    )
-    assert report.images == 2 and report.people == 2
-    named = ["000000000042.png", "b.jpg", "broken.png"]
-    assert len(report.failures) == len(named)
-    assert all(str(images / name) in failure for failure, name in zip(report.failures, named, strict=True))
-    assert "zero size" in report.failures[0] and "outside" in report.failures[1]
-    results = json.loads((out / "keypoints.json").read_text())
-    assert [r["image_id"] for r in results] == [42, 42]
-    assert all(len(r["keypoints"]) == 16 * 3 for r in results)
-    assert results[0]["score"] == pytest.approx(0.8 * np.mean(results[0]["keypoints"][2::3]), abs=1e-4)
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["000000000042.person0.heatmaps.png", "000000000042.person1.heatmaps.png", "000000000042.png",
-                     "b.png", "keypoints.json"]  # fmt: skip
-    assert cv2.imread(str(out / "000000000042.png")).shape == (90, 70, 3)
-
-
-def test_read_boxes_errors(tmp_path: Path) -> None:
-    (tmp_path / "a.json").write_text('{"image_id": 1}')
-    with pytest.raises(ValueError, match=r"a.json: expected a JSON list"):
-        read_boxes(tmp_path / "a.json")
-    (tmp_path / "b.json").write_text('[{"image_id": 1, "bbox": [1, 2, 3]}]')
-    with pytest.raises(ValueError, match=r"b.json: detection 0: bbox \[1, 2, 3\] is not \[x, y, w, h\]"):
-        read_boxes(tmp_path / "b.json")
-    with pytest.raises(ValueError, match=r"c\.json: no such detections file"):
-        read_boxes(tmp_path / "c.json")
-
-
-def test_cli_bad_checkpoint_keeps_previous_outputs(tmp_path: Path) -> None:
-    _write(tmp_path / "a.png", _photo())
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keypoints.json").write_text("previous")
-    result = CliRunner().invoke(
-        app, ["predict", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "no.safetensors"), "--out", str(out)]
-    )
-    assert result.exit_code == 1 and "no.safetensors: no such checkpoint file" in result.output
-    assert "Traceback" not in result.output
-    assert (out / "keypoints.json").read_text() == "previous"
-
-
-def test_cli_subprocess_reports_corrupt_file_and_exits_nonzero(checkpoint: Path, tmp_path: Path) -> None:
-    _write(tmp_path / "good.png", _photo())
-    (tmp_path / "bad.jpg").write_bytes(b"definitely not a jpeg")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "hourglass", "predict", str(tmp_path / "good.png"), str(tmp_path / "bad.jpg")]
-    cmd += ["--checkpoint", str(checkpoint), "--out", str(out), "--batch-size", "4"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "bad.jpg is unreadable" in proc.stderr and "Traceback" not in proc.stderr
-    results = json.loads((out / "keypoints.json").read_text())
-    assert len(results) == 1 and results[0]["image_id"] == "good"
-    assert sorted(p.name for p in out.iterdir()) == ["good.png", "keypoints.json"]
 
 
 def test_import_hourglass_stays_light() -> None:
@@ -233,61 +136,13 @@ def test_network_of_another_joint_count_is_named() -> None:
         predictor(_photo())
 
 
-def test_suppress_overlaps_is_greedy_by_score() -> None:
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 10, 10], [20, 20, 5, 5], [0, 0, 10, 10], [6, 0, 10, 10]], float)
-    scores = np.array([0.5, 0.9, 0.4, 0.5, 0.6])
-    # 1 (0.9) removes 0 and 3 (IoU 9/11); 4 (0.6) overlaps 1 by 5/15 = 0.33 > 0.3; 2 overlaps nothing
-    assert suppress_overlaps(boxes, scores, 0.3).tolist() == [1, 2]
-    assert suppress_overlaps(boxes, scores, 0.4).tolist() == [1, 4, 2]
-    assert sorted(suppress_overlaps(boxes, scores, 1.0).tolist()) == [0, 1, 2, 3, 4]  # 1 keeps everything
-    assert suppress_overlaps(np.zeros((0, 4)), np.zeros(0)).tolist() == []
-    np.testing.assert_allclose(box_iou([0, 0, 10, 10], boxes[[1, 2, 4]]), [90 / 110, 0.0, 40 / 160])
+def test_moved_names_stay_importable_from_here() -> None:
+    """Box choice (``boxes.py``) and the predict driver (``predict.py``) moved out; imports from here still work."""
+    from hourglass.inference import boxes, predict, predictor
 
-
-def test_cli_threshold_defaults_are_the_library_ones() -> None:
-    import inspect
-
-    from hourglass.cli import predict as predict_cmd
-
-    defaults = {name: p.default for name, p in inspect.signature(predict_cmd).parameters.items()}
-    assert (defaults["box_threshold"], defaults["nms_threshold"]) == (BOX_THRESHOLD, NMS_THRESHOLD)
-
-
-@pytest.fixture(scope="module")
-def coco_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained 17-joint hg1 (COCO skeleton, 32x32 input): enough to run prediction on real photos."""
-    torch.manual_seed(0)
-    kwargs = {"num_joints": 17, "num_channels": 16, "depth": 2}
-    meta = {
-        "model": {"name": "hg1", "kwargs": kwargs},
-        "data": {"input_size": [32, 32], "heatmap_size": [8, 8], "sigma": 2.0, "skeleton": "coco_17"},
-    }
-    return save_checkpoint(tmp_path_factory.mktemp("coco") / "hg1.safetensors", create_model("hg1", **kwargs), meta)
-
-
-def test_predict_real_coco_photos_with_detector_boxes(
-    real_samples_dir: Path, coco_checkpoint: Path, tmp_path: Path
-) -> None:
-    """The 4 COCO photos with a detector's 118 boxes: low scores dropped, duplicates suppressed, people kept."""
-    coco = real_samples_dir / "coco"
-    dets = json.loads((coco / "test_coco_det_AP_H_56.json").read_text())
-    truth = json.loads((coco / "test_coco.json").read_text())
-    out = tmp_path / "out"
-    args = ["predict", str(coco), "--checkpoint", str(coco_checkpoint), "--out", str(out)]
-    result = CliRunner().invoke(app, [*args, "--boxes", str(coco / "test_coco_det_AP_H_56.json")])
-    assert result.exit_code == 0, result.output
-    results = json.loads((out / "keypoints.json").read_text())
-    above = [d for d in dets if d["score"] > BOX_THRESHOLD]
-    assert 0 < len(results) < len(above) < len(dets)  # the threshold and the suppression both removed boxes
-    assert f"boxes: {len(dets)} for these inputs, {len(dets) - len(above)} scoring <= 0.3" in result.output
-    assert f"{len(results)} people in 4 images" in result.output
-    for image in truth["images"]:
-        mine = [r for r in results if r["image_id"] == image["id"]]
-        boxes = np.array([r["bbox"] for r in mine])
-        for i, box in enumerate(boxes):  # no two kept boxes of one photo overlap by more than the NMS threshold
-            assert (box_iou(box, np.delete(boxes, i, axis=0)) <= NMS_THRESHOLD).all()
-        for ann in (a for a in truth["annotations"] if a["image_id"] == image["id"]):
-            assert box_iou(ann["bbox"], boxes).max() > 0.4, f"annotation {ann['id']} lost its person"
-        overlay = cv2.imread(str(out / Path(image["file_name"]).with_suffix(".png")))
-        assert overlay.shape == (image["height"], image["width"], 3)
-    assert all(len(r["keypoints"]) == 17 * 3 for r in results)
+    for name in ("BOX_THRESHOLD", "NMS_THRESHOLD", "box_iou", "box_problem", "read_boxes", "suppress_overlaps"):
+        assert getattr(predictor, name) is getattr(boxes, name)
+    for name in ("PredictReport", "collect_inputs", "predict_files"):
+        assert getattr(predictor, name) is getattr(predict, name)
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        predictor.no_such_name  # noqa: B018

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hourglass.cli import app
-from hourglass.inference.predictor import predict_files
+from hourglass.inference.predict import predict_files
 from hourglass.inference.video import MAX_FAILED_READS, natural_key, read_capture
 
 SIZE = (80, 60)  # (W, H) of the test videos
@@ -145,7 +145,8 @@ def test_broken_video_frame_is_skipped_and_counted(checkpoint: Path, tmp_path: P
     result = CliRunner().invoke(app, ["predict", str(video), "--checkpoint", str(checkpoint), "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert f"{video}: 1 broken frames skipped: frame 3 (could not be decoded)" in result.output
-    assert "7 people in 0 images and 7 frames of 1 videos (1 broken frames skipped)" in result.output
+    last = f"7 people in 0 images and 7 frames of 1 videos (1 broken frames skipped) -> {out / 'clip.keypoints.json'}"
+    assert result.output.splitlines()[-1] == f"{last} and 1 more files in {out}"
     results = json.loads((out / "clip.keypoints.json").read_text())
     assert [r["frame"] for r in results] == [0, 1, 2, 4, 5, 6, 7]  # later frames keep their own index
     assert len(_read_video(out / "clip.mp4")) == 7
@@ -233,4 +234,5 @@ def test_missing_camera_and_bad_video_are_named(checkpoint: Path, tmp_path: Path
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "fake.mp4: not a video OpenCV can open" in result.output
     assert "camera 97: cannot be opened" in result.output
+    assert result.output.splitlines()[-1] == "0 people in 0 images: nothing written"
     assert not out.exists() or list(out.iterdir()) == []

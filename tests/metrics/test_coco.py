@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from hourglass.data import COCO_17
 from hourglass.metrics import COCO_STATS, coco_keypoint_eval
 
 K = 5
@@ -87,8 +90,33 @@ def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="image_id 8 is not in the ground truth"):
         coco_keypoint_eval(gt, [{**good, "image_id": 8}], SIGMAS)
     bad_gt = copy.deepcopy(gt)
-    del bad_gt["annotations"][0]["area"]
-    with pytest.raises(ValueError, match="annotation 0 has no 'area'"):
+    del bad_gt["annotations"][0]["bbox"]
+    with pytest.raises(ValueError, match="annotation 0 has no 'bbox'"):
         coco_keypoint_eval(bad_gt, [good], SIGMAS)
     with pytest.raises(ValueError, match="annotation 0: keypoints has 15 numbers, expected 3\\*4"):
         coco_keypoint_eval(gt, [good], SIGMAS[:4])
+
+
+def test_missing_area_is_0_53_of_the_box_with_one_warning(real_samples_dir: Path) -> None:
+    """The real COCO sample without its ``area`` fields (as CrowdPose and AI Challenger ship theirs) is scored
+    with mmpose's fallback, 0.53 x the box area, and one warning naming the file and how many lacked it."""
+    path = real_samples_dir / "coco" / "test_coco.json"
+    gt = json.loads(path.read_text())
+    rng = np.random.default_rng(0)
+    results = []
+    for ann in gt["annotations"]:  # every labelled person, each joint a few pixels off: OKS depends on the area
+        kp = np.array(ann["keypoints"], dtype=float).reshape(-1, 3)
+        kp[:, :2] += rng.normal(0, 4, (len(kp), 2))
+        kp[:, 2] = 1.0
+        results.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1.0})
+    without = copy.deepcopy(gt)
+    for ann in without["annotations"]:
+        del ann["area"]
+    by_hand = copy.deepcopy(gt)
+    for ann in by_hand["annotations"]:
+        ann["area"] = max(ann["bbox"][2] * ann["bbox"][3] * 0.53, 1.0)
+    with pytest.warns(UserWarning, match=rf"{path}: 14 of 14 annotations have no 'area'; .* 0\.53 x their box area"):
+        stats = coco_keypoint_eval(without, results, COCO_17.sigmas, source=str(path))
+    assert stats == coco_keypoint_eval(by_hand, results, COCO_17.sigmas)
+    assert stats["AP"] != coco_keypoint_eval(gt, results, COCO_17.sigmas)["AP"]  # the fallback is what was scored
+    assert all("area" not in ann for ann in without["annotations"])  # the caller's ground truth is left as it was

@@ -170,7 +170,7 @@ def score(
         )
     if hasattr(dataset, "coco") and skeleton.sigmas is not None:
         results = coco_results(keypoints, scores, gt, dataset.category["id"])
-        stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas)
+        stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas, source=dataset.source)
         return EvalResult("coco", stats, {"COCO OKS": stats}, keypoints, scores)
     boxes = bbox_size(gt["bbox"])
     if (boxes[visible.any(axis=1)] <= 0).any():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,20 +23,26 @@ from hourglass.errors import DataError, InputError
 from hourglass.extras import require_extra
 
 COCO_STATS: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+AREA_PER_BOX = 0.53  # mmpose 1.x BaseCocoStyleDataset.parse_data_info: area = clip(w * h * 0.53, 1, None)
 
 
 def coco_keypoint_eval(
-    gt: Mapping[str, Any], results: Sequence[Mapping[str, Any]], sigmas: ArrayLike
+    gt: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    sigmas: ArrayLike,
+    source: str = "COCO ground truth",
 ) -> dict[str, float]:
     """AP/AR over OKS thresholds 0.50:0.05:0.95, as ``COCOeval(iouType="keypoints")`` computes them.
 
     Args:
         gt: a COCO keypoint annotation file's content: ``images``, ``categories`` and ``annotations``, each
             annotation with ``image_id``, ``category_id``, ``keypoints`` (``3K`` numbers ``x, y, v``),
-            ``bbox``, ``area`` (OKS scale: the instance's segment area) and optionally ``iscrowd`` and
+            ``bbox``, ``area`` (OKS scale: the instance's segment area; when absent, as in the CrowdPose and AI
+            Challenger files, :func:`area_from_box` with one warning) and optionally ``iscrowd`` and
             ``num_keypoints`` (counted from ``v > 0`` when absent; instances with none are ignored).
         results: COCO results, each ``{"image_id", "category_id", "keypoints": [x, y, s] * K, "score"}``.
         sigmas: ``(K,)`` per-joint OKS constants (COCO's are 0.025 to 0.107; a skeleton's ``sigmas``).
+        source: what ``gt`` is in messages (its file).
 
     Returns:
         ``{"AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"}`` as fractions; -1 where
@@ -53,7 +60,7 @@ def coco_keypoint_eval(
     if sigmas.ndim != 1 or not (sigmas > 0).all():
         raise InputError(f"sigmas must be a (K,) array of positive numbers, got shape {sigmas.shape}")
     k = sigmas.shape[0]
-    dataset = _checked_gt(gt, k)
+    dataset = _checked_gt(gt, k, source)
     dets = _checked_results(results, k, {img["id"] for img in dataset["images"]})
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -72,23 +79,49 @@ def coco_keypoint_eval(
     return dict(zip(COCO_STATS, (float(s) for s in evaluator.stats), strict=True))
 
 
-def _checked_gt(gt: Mapping[str, Any], k: int) -> dict[str, Any]:
+def area_from_box(bbox: Sequence[float]) -> float:
+    """The OKS scale of a person without ``area``: 0.53 x its box's ``w * h``, at least 1 (mmpose's rule).
+
+    0.53 is mmpose's ratio of a person's segment area to its box area; mmpose applies it to the box clipped
+    to the image, here it is the box as written (the same for a box inside its image).
+
+    Example:
+        >>> area_from_box([10, 20, 40, 100]), area_from_box([0, 0, 1, 1])
+        (2120.0, 1.0)
+    """
+    w, h = float(bbox[2]), float(bbox[3])
+    return float(np.clip(w * h * AREA_PER_BOX, 1.0, None))
+
+
+def _checked_gt(gt: Mapping[str, Any], k: int, source: str) -> dict[str, Any]:
     for key in ("images", "annotations", "categories"):
         if key not in gt:
-            raise DataError(f"COCO ground truth has no {key!r} list")
+            raise DataError(f"{source} has no {key!r} list")
     anns = []
     for i, ann in enumerate(gt["annotations"]):
-        for key in ("image_id", "category_id", "keypoints", "bbox", "area"):
+        for key in ("image_id", "category_id", "keypoints", "bbox"):
             if key not in ann:
-                raise DataError(f"COCO ground truth annotation {i} has no {key!r}")
+                raise DataError(f"{source}: annotation {i} has no {key!r}")
         kp = np.asarray(ann["keypoints"], dtype=np.float64)
         if kp.shape != (3 * k,):
-            raise DataError(f"COCO ground truth annotation {i}: keypoints has {kp.size} numbers, expected 3*{k}")
+            raise DataError(f"{source}: annotation {i}: keypoints has {kp.size} numbers, expected 3*{k}")
         ann = dict(ann)
+        if "area" not in ann:
+            try:
+                ann["area"] = area_from_box(ann["bbox"])
+            except (TypeError, ValueError, IndexError):
+                raise DataError(f"{source}: annotation {i}: bbox {ann['bbox']!r} is not [x, y, w, h]") from None
         ann.setdefault("iscrowd", 0)
         ann.setdefault("num_keypoints", int((kp[2::3] > 0).sum()))
         ann.setdefault("id", i + 1)
         anns.append(ann)
+    missing = sum("area" not in ann for ann in gt["annotations"])
+    if missing:
+        warnings.warn(
+            f"{source}: {missing} of {len(anns)} annotations have no 'area'; their OKS scale is 0.53 x their box "
+            "area (mmpose's rule)",
+            stacklevel=3,
+        )
     dataset = {key: copy.deepcopy(value) for key, value in gt.items() if key != "annotations"}
     dataset["annotations"] = anns
     return dataset

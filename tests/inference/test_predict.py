@@ -1,0 +1,222 @@
+"""``hourglass predict`` on image files: outputs and their names, reported problems, what is refused, the last line.
+
+Real checkpoints and image files through the real command (typer's runner in process, or a subprocess).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hourglass.checkpoint.io import save_checkpoint
+from hourglass.cli import app
+from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_iou
+from hourglass.inference.predict import predict_files
+from hourglass.models import create_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _photo(h: int = 90, w: int = 70, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def _predict(checkpoint: Path, out: str | Path, *inputs: str | Path, options: tuple[str, ...] = ()) -> object:
+    args = ["predict", *map(str, inputs), "--checkpoint", str(checkpoint), "--out", str(out), *options]
+    return CliRunner().invoke(app, args)
+
+
+def _write(path: Path, rgb: np.ndarray) -> None:
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def test_predict_files_boxes_heatmaps_and_failures(checkpoint: Path, tmp_path: Path) -> None:
+    images = tmp_path / "in"
+    images.mkdir()
+    _write(images / "000000000042.png", _photo(seed=1))
+    _write(images / "b.jpg", _photo(seed=2))
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (images / "notes.txt").write_text("not an image, ignored in a folder")
+    dets = [
+        {"image_id": 42, "category_id": 1, "bbox": [5, 5, 40, 60], "score": 0.8},
+        {"image_id": 42, "category_id": 1, "bbox": [40, 40, 25, 45], "score": 0.5},
+        {"image_id": 42, "category_id": 1, "bbox": [10, 10, 0, 50], "score": 0.5},
+        {"image_id": "b", "category_id": 1, "bbox": [300, 300, 10, 10], "score": 0.9},
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    out = tmp_path / "out"
+    report = predict_files(
+        [images], checkpoint, out, tmp_path / "dets.json", batch_size=1, heatmaps=True, progress=False
+    )
+    assert report.images == 2 and report.people == 2
+    named = ["000000000042.png", "b.jpg", "broken.png"]
+    assert len(report.failures) == len(named)
+    assert all(str(images / name) in failure for failure, name in zip(report.failures, named, strict=True))
+    assert "zero size" in report.failures[0] and "outside" in report.failures[1]
+    results = json.loads((out / "keypoints.json").read_text())
+    assert [r["image_id"] for r in results] == [42, 42]
+    assert all(len(r["keypoints"]) == 16 * 3 for r in results)
+    assert results[0]["score"] == pytest.approx(0.8 * np.mean(results[0]["keypoints"][2::3]), abs=1e-4)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["000000000042.person0.heatmaps.png", "000000000042.person1.heatmaps.png", "000000000042.png",
+                     "b.png", "keypoints.json"]  # fmt: skip
+    assert cv2.imread(str(out / "000000000042.png")).shape == (90, 70, 3)
+
+
+def test_cli_bad_checkpoint_keeps_previous_outputs(tmp_path: Path) -> None:
+    _write(tmp_path / "a.png", _photo())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keypoints.json").write_text("previous")
+    result = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "no.safetensors"), "--out", str(out)]
+    )
+    assert result.exit_code == 1 and "no.safetensors: no such checkpoint file" in result.output
+    assert "Traceback" not in result.output
+    assert (out / "keypoints.json").read_text() == "previous"
+
+
+def test_cli_subprocess_reports_corrupt_file_and_exits_nonzero(checkpoint: Path, tmp_path: Path) -> None:
+    _write(tmp_path / "good.png", _photo())
+    (tmp_path / "bad.jpg").write_bytes(b"definitely not a jpeg")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "hourglass", "predict", str(tmp_path / "good.png"), str(tmp_path / "bad.jpg")]
+    cmd += ["--checkpoint", str(checkpoint), "--out", str(out), "--batch-size", "4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "bad.jpg is unreadable" in proc.stderr and "Traceback" not in proc.stderr
+    results = json.loads((out / "keypoints.json").read_text())
+    assert len(results) == 1 and results[0]["image_id"] == "good"
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "keypoints.json"]
+
+
+@pytest.fixture(scope="module")
+def coco_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained 17-joint hg1 (COCO skeleton, 32x32 input): enough to run prediction on real photos."""
+    torch.manual_seed(0)
+    kwargs = {"num_joints": 17, "num_channels": 16, "depth": 2}
+    meta = {
+        "model": {"name": "hg1", "kwargs": kwargs},
+        "data": {"input_size": [32, 32], "heatmap_size": [8, 8], "sigma": 2.0, "skeleton": "coco_17"},
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("coco") / "hg1.safetensors", create_model("hg1", **kwargs), meta)
+
+
+def test_predict_real_coco_photos_with_detector_boxes(
+    real_samples_dir: Path, coco_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The 4 COCO photos with a detector's 118 boxes: low scores dropped, duplicates suppressed, people kept."""
+    coco = real_samples_dir / "coco"
+    dets = json.loads((coco / "test_coco_det_AP_H_56.json").read_text())
+    truth = json.loads((coco / "test_coco.json").read_text())
+    out = tmp_path / "out"
+    args = ["predict", str(coco), "--checkpoint", str(coco_checkpoint), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--boxes", str(coco / "test_coco_det_AP_H_56.json")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "keypoints.json").read_text())
+    above = [d for d in dets if d["score"] > BOX_THRESHOLD]
+    assert 0 < len(results) < len(above) < len(dets)  # the threshold and the suppression both removed boxes
+    assert f"boxes: {len(dets)} for these inputs, {len(dets) - len(above)} scoring <= 0.3" in result.output
+    assert f"{len(results)} people in 4 images" in result.output
+    for image in truth["images"]:
+        mine = [r for r in results if r["image_id"] == image["id"]]
+        boxes = np.array([r["bbox"] for r in mine])
+        for i, box in enumerate(boxes):  # no two kept boxes of one photo overlap by more than the NMS threshold
+            assert (box_iou(box, np.delete(boxes, i, axis=0)) <= NMS_THRESHOLD).all()
+        for ann in (a for a in truth["annotations"] if a["image_id"] == image["id"]):
+            assert box_iou(ann["bbox"], boxes).max() > 0.4, f"annotation {ann['id']} lost its person"
+        overlay = cv2.imread(str(out / Path(image["file_name"]).with_suffix(".png")))
+        assert overlay.shape == (image["height"], image["width"], 3)
+    assert all(len(r["keypoints"]) == 17 * 3 for r in results)
+
+
+def test_inputs_that_all_fail_write_nothing_and_say_so(checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    result = _predict(checkpoint, out, tmp_path / "bad.png", tmp_path / "bad.jpg")
+    assert result.exit_code == 1, result.output
+    assert "bad.png is unreadable" in result.output and "bad.jpg is unreadable" in result.output
+    assert result.output.splitlines()[-1] == "0 people in 0 images: nothing written"
+    assert not out.exists() or list(out.iterdir()) == []  # no empty keypoints.json
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "missing.png"])
+def test_an_unsupported_input_is_refused_like_a_missing_one(checkpoint: Path, tmp_path: Path, name: str) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    _write(tmp_path / "good.png", _photo())
+    out = tmp_path / "out"
+    alone = _predict(checkpoint, out, tmp_path / name)
+    assert alone.exit_code == 1 and "Traceback" not in alone.output
+    assert f"error: no input images: {tmp_path / name}: " in alone.output
+    assert not out.exists()  # stopped before anything, as a missing file does
+    beside = _predict(checkpoint, out, tmp_path / "good.png", tmp_path / name)
+    assert beside.exit_code == 1 and f"error: {tmp_path / name}: " in beside.output
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "keypoints.json"]
+    assert [r["file_name"] for r in json.loads((out / "keypoints.json").read_text())] == [str(tmp_path / "good.png")]
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_an_out_folder_holding_the_inputs_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _write(photos / "a.png", _photo(seed=1))
+    _write(photos / "b.jpg", _photo(seed=2))
+    before = _checksums(photos)
+    for inputs, options in (([photos], ()), ([photos / "b.jpg"], ()), ([photos], ("--frames",))):
+        result = _predict(checkpoint, photos, *inputs, options=options)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"error: --out {photos} holds inputs of this run" in result.output
+        assert "overlays would replace them" in result.output
+        assert _checksums(photos) == before  # nothing replaced, nothing added
+    result = _predict(checkpoint, photos / "poses", photos)  # a folder inside it is fine
+    assert result.exit_code == 0, result.output
+    assert _checksums(photos / "poses").keys() == {"a.png", "b.png", "keypoints.json"}
+    assert _checksums(photos) == before
+
+
+def test_inputs_sharing_a_name_get_their_own_names_and_image_ids(checkpoint: Path, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        _write(tmp_path / folder / "x.png", _photo(seed=len(folder)))
+    _write(tmp_path / "a" / "000000000042.png", _photo(seed=3))
+    _write(tmp_path / "b" / "000000000042.jpg", _photo(seed=4))
+    inputs = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "a" / "000000000042.png"]
+    inputs.append(tmp_path / "b" / "000000000042.jpg")
+    out = tmp_path / "out"
+    report = predict_files(inputs, checkpoint, out, progress=False)
+    assert report.failures == [] and report.notes == []
+    results = json.loads((out / "keypoints.json").read_text())
+    assert [(r["image_id"], r["file_name"]) for r in results] == [
+        ("x", str(inputs[0])), ("x-2", str(inputs[1])), (42, str(inputs[2])), ("000000000042-2", str(inputs[3]))
+    ]  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["000000000042-2.png", "000000000042.png", "keypoints.json",
+                                                     "x-2.png", "x.png"]  # fmt: skip
+    # with boxes, both x.png match the detections of image_id "x": they keep that id, and a note says so
+    (tmp_path / "dets.json").write_text(json.dumps([{"image_id": "x", "bbox": [5, 5, 40, 60], "score": 0.9}]))
+    report = predict_files(inputs[:2], checkpoint, tmp_path / "boxed", tmp_path / "dets.json", progress=False)
+    results = json.loads((tmp_path / "boxed" / "keypoints.json").read_text())
+    assert [r["image_id"] for r in results] == ["x", "x"] and report.people == 2
+    assert report.notes == [f"{inputs[1]}: written as x-2.png (the name 'x' is taken); its boxes are those of 'x' "
+                            f"in {tmp_path / 'dets.json'}, as for the first one"]  # fmt: skip
+
+
+def test_the_last_line_names_the_files_written_without_a_double_slash(checkpoint: Path, tmp_path: Path) -> None:
+    _write(tmp_path / "good.png", _photo())
+    out = tmp_path / "poses"
+    result = _predict(checkpoint, f"{out}/", tmp_path / "good.png")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"1 people in 1 images -> {out}/keypoints.json and 1 more files in {out}"
+    assert "//" not in result.output
