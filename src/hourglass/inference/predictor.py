@@ -13,6 +13,7 @@ without padding. Keypoints are ``(x, y)`` with pixel centres at integers (0-base
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -135,22 +136,20 @@ class Predictor:
 
         ``backend``/``precision`` choose the runtime (:func:`hourglass.inference.runtimes.create_runtime`:
         eager, compile, onnxruntime, openvino, best; fp32, bf16, int8). int8 needs ``calibration`` images
-        ``(N, 3, H, W)`` (see :func:`calibration_images`). ``skeleton`` overrides or supplies the
+        ``(N, 3, H, W)`` (see :func:`calibration_images`), or a function of the input size ``(H, W)`` that
+        returns them (the checkpoint is then read once). ``skeleton`` overrides or supplies the
         skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
         compile back-ends.
         """
-        from hourglass.checkpoint.io import read_meta
+        from hourglass.checkpoint.io import load_model
         from hourglass.inference.runtimes import create_runtime
 
-        meta = read_meta(path)
+        model, meta = load_model(path)
         codec, skel = meta.require_codec(path), meta.require_skeleton(path, skeleton)
+        if callable(calibration):
+            calibration = calibration(codec.input_size)
         runtime = create_runtime(
-            path,
-            backend=backend,
-            precision=precision,
-            calibration=calibration,
-            input_size=codec.input_size,
-            device=device,
+            (model, meta), backend=backend, precision=precision, calibration=calibration, device=device
         )
         return cls(runtime, codec, skel, flip=flip, batch_size=batch_size)
 
@@ -457,7 +456,6 @@ def predict_files(
     Raises:
         HourglassError: for problems that stop everything (checkpoint, boxes file, no input at all).
     """
-    from hourglass.checkpoint.io import read_meta
     from hourglass.files import atomic_write
     from hourglass.inference.video import VIDEO_SUFFIXES
 
@@ -475,7 +473,7 @@ def predict_files(
     if precision == "int8":
         if not images:
             raise DataError("int8 is calibrated on the input images; give some PNG/JPEG files with the videos")
-        calibration = calibration_images(images, read_meta(checkpoint).require_codec(checkpoint).input_size)
+        calibration = functools.partial(calibration_images, images)  # at the checkpoint's input size
     predictor = Predictor.from_checkpoint(
         checkpoint, backend=backend, precision=precision, batch_size=batch_size, calibration=calibration, device=device
     )
