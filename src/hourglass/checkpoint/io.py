@@ -12,17 +12,16 @@ For ``--resume``, the optimiser, scheduler and random-generator state live besid
 ``torch.load(weights_only=True)``, which refuses any pickle that would build arbitrary objects.
 
 Model kwargs in the metadata are JSON; a layer type is stored by name (``"norm_layer": "group"``) and
-resolved by :func:`build_model` through :data:`NORM_LAYERS`.
+resolved by :func:`build_model` through :data:`hourglass.models.blocks.NORM_LAYERS`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +35,7 @@ from hourglass.checkpoint.meta import CheckpointMeta, as_meta
 from hourglass.errors import CheckpointError
 from hourglass.files import atomic_write
 from hourglass.models import create_model
+from hourglass.models.blocks import NORM_LAYERS
 
 FORMAT = "hourglass/1"
 
@@ -125,20 +125,6 @@ def _open(path: str | os.PathLike[str]) -> Iterator[_SafetensorsFile]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
         yield _SafetensorsFile(path, f)
-
-
-def group_norm(num_channels: int) -> nn.GroupNorm:
-    """GroupNorm (Wu and He, 2018) with at most 32 groups of at least 4 channels (``gcd(C // 4, 32)`` groups).
-
-    Statistics are per sample, so the output does not depend on how a batch is split (over processes,
-    for instance). At 256 channels this is the paper's GN with 32 groups; narrow layers get fewer, wider
-    groups rather than the per-channel statistics that would be unstable on small feature maps.
-    """
-    return nn.GroupNorm(max(1, math.gcd(num_channels // 4, 32)), num_channels)
-
-
-NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
-"""Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
 
 
 def build_model(meta: CheckpointMeta | Mapping[str, Any]) -> nn.Module:
