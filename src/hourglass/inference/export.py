@@ -33,6 +33,7 @@ from torch import nn
 
 from hourglass.errors import ConfigError, ExportError
 from hourglass.extras import require_extra, require_extras
+from hourglass.files import make_temp_dir
 from hourglass.models.stacked import last_stack
 
 from .fold import fold_batchnorm
@@ -238,7 +239,7 @@ def export_model(
     with torch.no_grad():
         reference = HeatmapOutput(model, all_stacks=all_stacks)(sample).numpy()
 
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmpdir = make_temp_dir(out.parent, f".{out.name}.")
     try:
         tmp_path = tmpdir / out.name
         try:
