@@ -221,7 +221,7 @@ def demo(
 ) -> None:
     """The main job: synthesise figures, train a small hourglass on the CPU (1,500 steps), show it learnt."""
     from hourglass.config import load_config
-    from hourglass.training.demo import run_demo
+    from hourglass.demo import run_demo
 
     def go() -> None:
         cfg = load_config(config, overrides)

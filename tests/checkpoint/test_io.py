@@ -99,11 +99,58 @@ def test_resume_state_round_trip_and_refuses_code(tmp_path: Path) -> None:
 
 def test_a_safetensors_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path) -> None:
     """The first byte of a safetensors file is the low byte of its header length; 0x80 happens (1 in 256)."""
-    from hourglass.checkpoint.io import _check_file
-
     path = tmp_path / "x.safetensors"
-    path.write_bytes((0x80).to_bytes(8, "little") + b"{" + b" " * 0x7F)
-    assert _check_file(path) == path
+    path.write_bytes((0x80).to_bytes(8, "little") + b"{" + b" " * 0x7F)  # a header, though not valid JSON
+    with pytest.raises(CheckpointError, match=r"not a readable \.safetensors") as err:
+        read_metadata(path)
+    assert "pickled" not in str(err.value)
     path.write_bytes(b"\x80\x02" + b"\x00" * 16)  # a real pickle still is refused
     with pytest.raises(CheckpointError, match="pickled"):
-        _check_file(path)
+        read_metadata(path)
+
+
+def test_metadata_that_lies_about_the_tensors_is_refused_before_allocating(tmp_path: Path) -> None:
+    """The demo's file with ``num_channels`` set to 200,000 in its metadata: a 360 GB network if built for real.
+
+    The network is built on the meta device and compared with the header's shapes: one line naming the file
+    and a tensor with both shapes, at once, with no memory taken (peak RSS grows by well under a gigabyte).
+    """
+    import json
+    import resource
+
+    path = save_checkpoint(tmp_path / "m.safetensors", create_model("hg1", **TINY), _meta())
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    meta = json.loads(header["__metadata__"]["hourglass"])
+    meta["model"]["kwargs"]["num_channels"] = 200_000
+    header["__metadata__"]["hourglass"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: the metadata's model (hg1 ")
+    assert '"num_channels": 200000' in message and "shape mismatch (checkpoint vs model)" in message
+    assert "(8,) vs (100000,)" in message  # the file's shape, then the lying metadata's
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2**20  # KiB: under 1 GiB
+
+
+def test_load_model_opens_the_file_once(tmp_path: Path, monkeypatch) -> None:
+    """One open of the checkpoint gives the header (metadata, shapes) and the tensors (counted on ``open``)."""
+    import builtins
+
+    path = save_checkpoint(tmp_path / "m.safetensors", create_model("hg1", **TINY), _meta())
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file) == str(path):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    _, meta = load_model(path)
+    assert len(opened) == 1 and meta.model == "hg1"

@@ -8,10 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from hourglass.checkpoint.io import NORM_LAYERS
 from hourglass.cli import app
 from hourglass.config import ConfigError, load_config
 from hourglass.models import create_model
+from hourglass.models.blocks import NORM_LAYERS
 from hourglass.models.summary import count_macs
 from hourglass.training.loop import train
 from hourglass.training.step import TrainStep, resolve_step_mode

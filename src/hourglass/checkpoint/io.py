@@ -12,21 +12,22 @@ For ``--resume``, the optimiser, scheduler and random-generator state live besid
 ``torch.load(weights_only=True)``, which refuses any pickle that would build arbitrary objects.
 
 Model kwargs in the metadata are JSON; a layer type is stored by name (``"norm_layer": "group"``) and
-resolved by :func:`build_model` through :data:`NORM_LAYERS`.
+resolved by :func:`build_model` through :data:`hourglass.models.blocks.NORM_LAYERS`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 from torch import nn
 
@@ -34,6 +35,7 @@ from hourglass.checkpoint.meta import CheckpointMeta, as_meta
 from hourglass.errors import CheckpointError
 from hourglass.files import atomic_write
 from hourglass.models import create_model
+from hourglass.models.blocks import NORM_LAYERS
 
 FORMAT = "hourglass/1"
 
@@ -53,42 +55,76 @@ def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a checkpoint in its JSON form (as stored), without reading its tensors."""
-    path = _check_file(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable .safetensors checkpoint ({err})") from err
-    if header.get("format") != FORMAT or "hourglass" not in header:
-        raise CheckpointError(
-            f"{path}: a .safetensors file without hourglass metadata (expected format {FORMAT!r}); "
-            "convert foreign weights with `hourglass convert`"
-        )
-    return json.loads(header["hourglass"])
+    with _open(path) as f:
+        return f.hourglass_json()
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
-    """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint`."""
-    meta = read_meta(path)
-    with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    return state, meta
+    """``(state_dict, meta)`` of a checkpoint written by :func:`save_checkpoint` (the file opened once)."""
+    with _open(path) as f:
+        meta = CheckpointMeta.from_json(f.hourglass_json(), f.path)
+        return {k: v.to(map_location) for k, v in f.tensors().items()}, meta
 
 
-def group_norm(num_channels: int) -> nn.GroupNorm:
-    """GroupNorm (Wu and He, 2018) with at most 32 groups of at least 4 channels (``gcd(C // 4, 32)`` groups).
+class _SafetensorsFile:
+    """A checkpoint file open for reading: header (metadata, tensor names and shapes) read on opening,
+    tensors on demand, from the same open file.
 
-    Statistics are per sample, so the output does not depend on how a batch is split (over processes,
-    for instance). At 256 channels this is the paper's GN with 32 groups; narrow layers get fewer, wider
-    groups rather than the per-channel statistics that would be unstable on small feature maps.
+    The layout is safetensors': an 8-byte little-endian header length, the JSON header (``__metadata__``,
+    then per tensor ``dtype``, ``shape``, ``data_offsets``), the tensor bytes.
     """
-    return nn.GroupNorm(max(1, math.gcd(num_channels // 4, 32)), num_channels)
+
+    def __init__(self, path: Path, f: BinaryIO) -> None:
+        self.path, self.file = path, f
+        head = f.read(9)
+        # the header length's low byte may be 0x80: only a file not starting like a safetensors one is a pickle
+        if not (len(head) == 9 and head[8:9] == b"{"):
+            if head[:1] == b"\x80" or head[:2] == b"PK":
+                raise CheckpointError(
+                    f"{path}: a pickled PyTorch checkpoint; those can run arbitrary code when loaded and are "
+                    "refused. Use a .safetensors checkpoint (or `hourglass convert` for foreign weights)"
+                )
+            raise CheckpointError(f"{path}: not a readable .safetensors checkpoint (no safetensors header)")
+        length, size = int.from_bytes(head[:8], "little"), os.fstat(f.fileno()).st_size
+        if 8 + length > size:
+            raise CheckpointError(
+                f"{path}: not a readable .safetensors checkpoint (header of {length} bytes in a file of {size})"
+            )
+        try:
+            header = json.loads(head[8:] + f.read(length - 1))
+            self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+            self.shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items()}
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise CheckpointError(f"{path}: not a readable .safetensors checkpoint (header: {err})") from err
+
+    def hourglass_json(self) -> dict[str, Any]:
+        """The header's ``hourglass`` entry, parsed; refused when the header has none."""
+        if self.metadata.get("format") != FORMAT or "hourglass" not in self.metadata:
+            raise CheckpointError(
+                f"{self.path}: a .safetensors file without hourglass metadata (expected format {FORMAT!r}); "
+                "convert foreign weights with `hourglass convert`"
+            )
+        return json.loads(self.metadata["hourglass"])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor, on the CPU (the whole file read once more from the open file)."""
+        self.file.seek(0)
+        try:
+            return load_safetensors(self.file.read())
+        except SafetensorError as err:
+            raise CheckpointError(f"{self.path}: not a readable .safetensors checkpoint ({err})") from err
 
 
-NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": group_norm}
-"""Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
+@contextlib.contextmanager
+def _open(path: str | os.PathLike[str]) -> Iterator[_SafetensorsFile]:
+    """The checkpoint at ``path`` opened once; a missing file or a pickle is a :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        yield _SafetensorsFile(path, f)
 
 
 def build_model(meta: CheckpointMeta | Mapping[str, Any]) -> nn.Module:
@@ -170,12 +206,32 @@ def load_model(
     ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
     checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
     """
-    state, meta = load_checkpoint(path, map_location)
-    if expect:
-        check_compatible(path, meta, expect)
-    model = build_model(meta)
-    load_state(path, model, state)
+    with _open(path) as f:
+        meta = CheckpointMeta.from_json(f.hourglass_json(), f.path)
+        if expect:
+            check_compatible(f.path, meta, expect)
+        check_tensors(f.path, meta, f.shapes)
+        model = build_model(meta)
+        load_state(f.path, model, f.tensors())
     return model.to(map_location).eval(), meta
+
+
+def check_tensors(path: str | os.PathLike[str], meta: CheckpointMeta, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse a checkpoint whose tensors (``shapes``: name -> shape, from the header) are not those of the
+    network its metadata describes, before anything is allocated: the network is built on torch's ``meta``
+    device, which has shapes and no storage (a lying ``num_channels`` of 200,000 costs nothing here).
+
+    Raises:
+        CheckpointError: naming ``path``, the model and the missing, unexpected or misshaped tensors.
+    """
+    with torch.device("meta"):
+        model = build_model(meta)
+    problems = state_mismatch(model.state_dict(), shapes)
+    if problems:
+        raise CheckpointError(
+            f"{path}: the metadata's model ({meta.model} {json.dumps(meta.model_kwargs, sort_keys=True)}) does not "
+            f"fit the tensors in the file: {problems}"
+        )
 
 
 def check_compatible(path: str | os.PathLike[str], meta: CheckpointMeta, expect: Mapping[str, Any]) -> None:
@@ -191,18 +247,24 @@ def check_compatible(path: str | os.PathLike[str], meta: CheckpointMeta, expect:
 
 def load_state(path: str | os.PathLike[str], model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """``model.load_state_dict(state)``, strict, with an error that names missing, unexpected or misshaped tensors."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    misshaped = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or misshaped:
-        problems = mismatch_summary(missing, unexpected, misshaped, shape_label="shape mismatch (checkpoint vs model)")
+    problems = state_mismatch(model.state_dict(), {k: tuple(v.shape) for k, v in state.items()})
+    if problems:
         raise CheckpointError(f"{path}: weights do not fit the model: {problems}")
     model.load_state_dict(state, strict=True)
+
+
+def state_mismatch(own: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """How tensors of ``shapes`` (name -> shape) differ from the state dict ``own``, in one line; "" if they fit."""
+    missing = sorted(set(own) - set(shapes))
+    unexpected = sorted(set(shapes) - set(own))
+    misshaped = [
+        f"{k} {tuple(shapes[k])} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in shapes and tuple(shapes[k]) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or misshaped):
+        return ""
+    return mismatch_summary(missing, unexpected, misshaped, shape_label="shape mismatch (checkpoint vs model)")
 
 
 def mismatch_summary(
@@ -221,20 +283,3 @@ def mismatch_summary(
     if misshaped:
         parts.append(f"{shape_label} {some(misshaped, '; ')}")
     return "; ".join(parts)
-
-
-def _check_file(path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    # safetensors: an 8-byte little-endian header length, then the JSON header; a length whose low byte is
-    # 0x80 must not pass for a pickle's first byte
-    safetensors = len(head) == 9 and head[8:9] == b"{"
-    if not safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
-        raise CheckpointError(
-            f"{path}: a pickled PyTorch checkpoint; those can run arbitrary code when loaded and are "
-            "refused. Use a .safetensors checkpoint (or `hourglass convert` for foreign weights)"
-        )
-    return path

@@ -16,7 +16,7 @@ with the defaults, which are what they were trained with.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,13 @@ class CheckpointMeta:
     def input_size(self) -> tuple[int, int]:
         """``(H, W)`` of the network input: the codec's, else :data:`DEFAULT_INPUT_SIZE`."""
         return self.codec.input_size if self.codec is not None else DEFAULT_INPUT_SIZE
+
+    def input_size_or(self, given: Sequence[int] | None) -> tuple[int, int]:
+        """``given`` ``(H, W)`` as ints when there is one, else :attr:`input_size` (the checkpoint's or 256x256).
+
+        The one rule for "the checkpoint's input size unless one is given" (runtimes, bench, export).
+        """
+        return self.input_size if given is None else (int(given[0]), int(given[1]))
 
     @property
     def num_joints(self) -> int | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,7 +471,7 @@ def write_synthetic(
         else:
             _write_mpii(tmp, figs, names)
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            old = make_temp_dir(out.parent, f".{out.name}.old.")
             os.replace(out, old / out.name)
             os.replace(tmp, out)
             shutil.rmtree(old)

@@ -39,6 +39,7 @@ from hourglass.device import autocast_context, resolve_device
 from hourglass.errors import ConfigError
 from hourglass.files import atomic_write
 from hourglass.metrics.mpii import Protocol, check_protocol, mpii_pckh_report
+from hourglass.models.stacked import last_stack
 
 
 @dataclass
@@ -101,7 +102,7 @@ def predict_keypoints(
         with autocast:
 
             def forward(x: torch.Tensor) -> torch.Tensor:
-                return _last_stack(model(x)).float()
+                return last_stack(model(x)).float()
 
             heatmaps = flip_test(forward, images, flip_index) if flip else forward(images)
         meta = batch["meta"]
@@ -229,11 +230,6 @@ def evaluate(
     atomic_write(out_json, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     result.json_path = out_json
     return result
-
-
-def _last_stack(out: torch.Tensor) -> torch.Tensor:
-    """``(B, S, K, h, w) -> (B, K, h, w)``: the last stack is the prediction."""
-    return out[:, -1] if out.dim() == 5 else out
 
 
 def _positions(dataset: Dataset) -> dict[int, int]:

@@ -179,7 +179,7 @@ def benchmark(
     require_extras(*BACKEND_EXTRAS.get(backend, ()))  # before the minutes of measuring and calibrating
     model, meta = resolve_model(model_spec)
     name = str(model_spec) if not isinstance(model_spec, nn.Module) else type(model_spec).__name__
-    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
+    input_size = meta.input_size_or(input_size)
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     calibration = None
@@ -187,7 +187,7 @@ def benchmark(
         calibration = synthetic_validation(meta, input_size, calibration_num, seed=0)
     peak, peak_engine = conv_peak_gflops(precision) if measure_peak else (0.0, "")
     start = time.perf_counter()
-    runtime: Runtime = create_runtime(model, backend, precision, calibration, input_size, fold=fold)
+    runtime: Runtime = create_runtime((model, meta), backend, precision, calibration, input_size, fold=fold)
     images = np.random.default_rng(0).random((batch, input_channels(model), *input_size), dtype=np.float32)
     runtime(images)  # torch.compile compiles here, counted in build_s
     build_s = time.perf_counter() - start
@@ -199,7 +199,7 @@ def benchmark(
     if accuracy_num > 0:
         from .accuracy import accuracy_cost
 
-        reference = create_runtime(model, "eager", "fp32", input_size=input_size)
+        reference = create_runtime((model, meta), "eager", "fp32", input_size=input_size)
         dataset = synthetic_validation(meta, input_size, accuracy_num)
         accuracy = accuracy_cost(runtime, reference, dataset).to_json()
     return BenchResult(
@@ -244,9 +244,9 @@ def openvino_profile(
     from .runtimes import OpenVinoRuntime
 
     model, meta = resolve_model(model_spec)
-    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
+    input_size = meta.input_size_or(input_size)
     calibration = synthetic_validation(meta, input_size, calibration_num, seed=0) if precision == "int8" else None
-    runtime = create_runtime(model, "openvino", precision, calibration, input_size)
+    runtime = create_runtime((model, meta), "openvino", precision, calibration, input_size)
     assert isinstance(runtime, OpenVinoRuntime)
     runtime.config["PERF_COUNT"] = True
     runtime.requests.clear()

@@ -33,6 +33,8 @@ from torch import nn
 
 from hourglass.errors import ConfigError, ExportError
 from hourglass.extras import require_extra, require_extras
+from hourglass.files import make_temp_dir
+from hourglass.models.stacked import last_stack
 
 from .fold import fold_batchnorm
 
@@ -55,9 +57,7 @@ class HeatmapOutput(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.model(images)
-        if self.all_stacks or out.dim() != 5:
-            return out
-        return out[:, -1]
+        return out if self.all_stacks else last_stack(out)
 
 
 def prepare_for_inference(model: nn.Module, fold: bool = True, all_stacks: bool = False) -> nn.Module:
@@ -239,7 +239,7 @@ def export_model(
     with torch.no_grad():
         reference = HeatmapOutput(model, all_stacks=all_stacks)(sample).numpy()
 
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmpdir = make_temp_dir(out.parent, f".{out.name}.")
     try:
         tmp_path = tmpdir / out.name
         try:
@@ -275,5 +275,4 @@ def export_checkpoint(
 
     check_writable(out)
     model, meta = load_model(checkpoint)
-    size = input_size if input_size is not None else meta.input_size
-    return export_model(model, fmt, out, input_size=size, all_stacks=all_stacks, fold=fold)
+    return export_model(model, fmt, out, meta.input_size_or(input_size), all_stacks=all_stacks, fold=fold)

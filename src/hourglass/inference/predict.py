@@ -16,6 +16,7 @@ that name is also their ``image_id``, so each picture keeps its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -157,7 +158,6 @@ def predict_files(
         HourglassError: for problems that stop everything before anything is written (checkpoint, boxes
             file, no usable input at all, an ``out`` that is a file or that holds inputs).
     """
-    from hourglass.checkpoint.io import read_meta
 
     files, problems = collect_inputs(inputs, frames)
     report = PredictReport(failures=list(problems))
@@ -175,7 +175,7 @@ def predict_files(
     if precision == "int8":
         if not images:
             raise DataError("int8 is calibrated on the input images; give some PNG/JPEG files with the videos")
-        calibration = calibration_images(images, read_meta(checkpoint).require_codec(checkpoint).input_size)
+        calibration = functools.partial(calibration_images, images)  # at the checkpoint's input size
     predictor = Predictor.from_checkpoint(
         checkpoint, backend=backend, precision=precision, batch_size=batch_size, calibration=calibration, device=device
     )

@@ -135,22 +135,20 @@ class Predictor:
 
         ``backend``/``precision`` choose the runtime (:func:`hourglass.inference.runtimes.create_runtime`:
         eager, compile, onnxruntime, openvino, best; fp32, bf16, int8). int8 needs ``calibration`` images
-        ``(N, 3, H, W)`` (see :func:`calibration_images`). ``skeleton`` overrides or supplies the
+        ``(N, 3, H, W)`` (see :func:`calibration_images`), or a function of the input size ``(H, W)`` that
+        returns them (the checkpoint is then read once). ``skeleton`` overrides or supplies the
         skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
         compile back-ends.
         """
-        from hourglass.checkpoint.io import read_meta
+        from hourglass.checkpoint.io import load_model
         from hourglass.inference.runtimes import create_runtime
 
-        meta = read_meta(path)
+        model, meta = load_model(path)
         codec, skel = meta.require_codec(path), meta.require_skeleton(path, skeleton)
+        if callable(calibration):
+            calibration = calibration(codec.input_size)
         runtime = create_runtime(
-            path,
-            backend=backend,
-            precision=precision,
-            calibration=calibration,
-            input_size=codec.input_size,
-            device=device,
+            (model, meta), backend=backend, precision=precision, calibration=calibration, device=device
         )
         return cls(runtime, codec, skel, flip=flip, batch_size=batch_size)
 

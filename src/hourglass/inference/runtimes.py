@@ -232,13 +232,20 @@ def calibration_batches(source: np.ndarray | torch.Tensor | Iterable[Any], limit
     return out[:limit]
 
 
-def resolve_model(
-    model_or_checkpoint: nn.Module | str | os.PathLike[str],
-) -> tuple[nn.Module, CheckpointMeta]:
-    """``(model in eval mode, meta)`` from a module, a ``.safetensors`` checkpoint path or a preset name.
+ModelSpec = nn.Module | str | os.PathLike[str] | tuple[nn.Module, CheckpointMeta]
+"""What :func:`create_runtime` accepts: a module, a ``.safetensors`` checkpoint path, a preset name, or a
+model already loaded with its metadata (``hourglass.load_model``'s ``(model, meta)``)."""
+
+
+def resolve_model(model_or_checkpoint: ModelSpec) -> tuple[nn.Module, CheckpointMeta]:
+    """``(model in eval mode, meta)`` from a module, a ``.safetensors`` checkpoint path, a preset name, or a
+    loaded ``(model, meta)`` pair (returned as it is, the model put in eval mode).
 
     A module or a preset has no codec in its metadata: its ``input_size`` is the default 256x256.
     """
+    if isinstance(model_or_checkpoint, tuple):
+        model, meta = model_or_checkpoint
+        return model.eval(), meta
     if isinstance(model_or_checkpoint, nn.Module):
         return model_or_checkpoint.eval(), CheckpointMeta(type(model_or_checkpoint).__name__)
     from hourglass.checkpoint.io import load_model
@@ -275,7 +282,7 @@ def available_backends(precision: str = "fp32") -> list[str]:
 
 
 def create_runtime(
-    model_or_checkpoint: nn.Module | str | os.PathLike[str],
+    model_or_checkpoint: ModelSpec,
     backend: Backend = "best",
     precision: Precision = "fp32",
     calibration: np.ndarray | torch.Tensor | Iterable[Any] | None = None,
@@ -283,10 +290,11 @@ def create_runtime(
     fold: bool = True,
     device: torch.device | str = "cpu",
 ) -> Runtime:
-    """Build a :class:`Runtime` for a model (module, ``.safetensors`` checkpoint or preset name).
+    """Build a :class:`Runtime` for a model (module, ``.safetensors`` checkpoint, preset name or loaded pair).
 
     Args:
-        model_or_checkpoint: the network; not modified (folding works on a copy).
+        model_or_checkpoint: the network (:data:`ModelSpec`); not modified (folding works on a copy). A
+            checkpoint path is read here; a caller that has the metadata already passes ``(model, meta)``.
         backend: ``eager``, ``compile``, ``onnxruntime``, ``openvino`` or ``best`` (the fastest available
             for ``precision``, measured on a few batch-1 runs; ``compile`` is left out of that race
             because compiling takes 10-30 s).
@@ -316,7 +324,7 @@ def create_runtime(
         if backend not in ("eager", "compile"):
             raise ConfigError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
     model, meta = resolve_model(model_or_checkpoint)
-    input_size = meta.input_size if input_size is None else (int(input_size[0]), int(input_size[1]))
+    input_size = meta.input_size_or(input_size)
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)

@@ -5,6 +5,7 @@ Shapes follow the kornia convention: ``(B, C, H, W)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
@@ -16,6 +17,20 @@ Activation = Callable[[], nn.Module]
 
 relu_inplace: Activation = partial(nn.ReLU, inplace=True)
 """The default activation: ``nn.ReLU(inplace=True)``, as in the seed."""
+
+
+def group_norm(num_channels: int) -> nn.GroupNorm:
+    """GroupNorm (Wu and He, 2018) with at most 32 groups of at least 4 channels (``gcd(C // 4, 32)`` groups).
+
+    Statistics are per sample, so the output does not depend on how a batch is split (over processes,
+    for instance). At 256 channels this is the paper's GN with 32 groups; narrow layers get fewer, wider
+    groups rather than the per-channel statistics that would be unstable on small feature maps.
+    """
+    return nn.GroupNorm(max(1, math.gcd(num_channels // 4, 32)), num_channels)
+
+
+NORM_LAYERS: dict[str, NormLayer] = {"batch": nn.BatchNorm2d, "group": group_norm}
+"""Normalisation layers by the name stored in checkpoint metadata (``kwargs["norm_layer"]``)."""
 
 
 class ResidualBlock(nn.Module):

@@ -182,3 +182,8 @@ class StackedHourglass(nn.Module):
             if s < self.num_stacks - 1:
                 x = x + self.merge_features[s](feats) + self.merge_heatmaps[s](heatmaps)
         return torch.stack(outputs, dim=1)
+
+
+def last_stack(out: torch.Tensor) -> torch.Tensor:
+    """``(B, S, K, h, w) -> (B, K, h, w)``: the last stack is the prediction; a 4-D output is returned as it is."""
+    return out[:, -1] if out.dim() == 5 else out

@@ -1,5 +1,5 @@
-"""Training: the loop (``loop``), optimisers and schedules, distributed plumbing, the run log, the demo.
+"""Training: the loop (``loop``), optimisers and schedules, distributed plumbing, the run log, ``bench --train``.
 
-May import evaluation (validation during training) and inference's pictures (the demo's overlays); nothing
-below imports training.
+May import evaluation (validation during training); nothing below imports training. (The demo, which wires
+training, evaluation and pictures, sits beside the CLI: ``hourglass.demo``.)
 """

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import read_metadata
 from hourglass.cli import app
-from hourglass.training.demo import shortfall, target_pckh
+from hourglass.demo import shortfall, target_pckh
 
 
 def test_demo_command_runs_the_whole_job_small(tmp_path: Path, monkeypatch) -> None:
