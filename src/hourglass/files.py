@@ -78,16 +78,25 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suf
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        full = _out_of_space(err, tmp)
+        full = out_of_space_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
         if full is not None:
-            free = shutil.disk_usage(path.parent).free
-            raise OutOfSpaceError(
-                f"{path}: no space left to write it ({_size(free)} free on its file system{full}); "
-                "the previous file, if any, is intact"
-            ) from err
+            raise full from err
         raise
     return path
+
+
+def out_of_space_error(err: BaseException, path: Path, written: Path) -> OutOfSpaceError | None:
+    """The :class:`OutOfSpaceError` for ``path`` if ``err``, raised while writing ``written`` (a temporary file
+    for ``path``), came from a lack of space; ``None`` if it did not."""
+    note = _out_of_space(err, written)
+    if note is None:
+        return None
+    free = shutil.disk_usage(path.parent).free
+    return OutOfSpaceError(
+        f"{path}: no space left to write it ({_size(free)} free on its file system{note}); "
+        "the previous file, if any, is intact"
+    )
 
 
 def _out_of_space(err: BaseException, tmp: Path) -> str | None:
