@@ -65,3 +65,31 @@ def test_temp_names_are_unique_and_a_failed_write_leaves_nothing(tmp_path: Path)
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(tmp_path / "b.json", fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def _write_under_limit(folder: str) -> str:
+    """In a child: write 1 MB under a 64 kB file-size limit (SIGXFSZ ignored, so write() gets EFBIG)."""
+    import resource
+    import signal
+
+    from hourglass.errors import OutOfSpaceError
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
+    try:
+        atomic_write(Path(folder) / "a.bin", lambda tmp: Path(tmp).write_bytes(b"x" * 1_000_000))
+    except OutOfSpaceError as err:
+        return str(err)
+    return "no error"
+
+
+def test_out_of_space_names_the_file_and_keeps_the_previous_one(tmp_path: Path) -> None:
+    import multiprocessing
+
+    (tmp_path / "a.bin").write_bytes(b"old")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        message = pool.apply(_write_under_limit, (str(tmp_path),))
+    assert message.startswith(f"{tmp_path / 'a.bin'}: no space left"), message
+    assert "MB free" in message and "file-size limit 65.5 kB" in message
+    assert (tmp_path / "a.bin").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]

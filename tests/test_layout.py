@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"errors"},
     "device": {"errors"},
     "extras": {"errors"},
-    "files": set(),
+    "files": {"errors"},
     "errors": set(),
 }
 """Which rooms each room may import (besides itself)."""

@@ -34,6 +34,11 @@ class ExportError(HourglassError):
     """An export that failed or did not reproduce the eager model; names the file and the difference."""
 
 
+class OutOfSpaceError(HourglassError):
+    """A write that failed for lack of space (a full disk, or the file-size limit reached); the message names
+    the file and the free space left, and the previous file at that path is left as it was."""
+
+
 class TrainingDiverged(HourglassError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 

@@ -12,11 +12,16 @@ set back.
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import secrets
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from hourglass.errors import OutOfSpaceError
 
 _TRIES = 100
 
@@ -72,7 +77,52 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suf
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = out_of_space_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
+        if full is not None:
+            raise full from err
         raise
     return path
+
+
+def out_of_space_error(err: BaseException, path: Path, written: Path) -> OutOfSpaceError | None:
+    """The :class:`OutOfSpaceError` for ``path`` if ``err``, raised while writing ``written`` (a temporary file
+    for ``path``), came from a lack of space; ``None`` if it did not."""
+    note = _out_of_space(err, written)
+    if note is None:
+        return None
+    free = shutil.disk_usage(path.parent).free
+    return OutOfSpaceError(
+        f"{path}: no space left to write it ({_size(free)} free on its file system{note}); "
+        "the previous file, if any, is intact"
+    )
+
+
+def _out_of_space(err: BaseException, tmp: Path) -> str | None:
+    """Whether ``err``, raised while writing ``tmp``, came from a lack of space: ``None`` if not, else a note
+    on the file-size limit (``""`` when there is none).
+
+    Seen in the exception chain (``OSError`` ``ENOSPC`` / ``EFBIG``), or, for writers that lose the errno
+    (torch's ``inline_container`` ``RuntimeError``), in the file system: no block free beside ``tmp``, or
+    ``tmp`` at the process's file-size limit (``RLIMIT_FSIZE``).
+    """
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    limit_note = f", file-size limit {_size(limit)}" if limit != resource.RLIM_INFINITY else ""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EFBIG):
+            return limit_note
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(err, Exception):
+        return None
+    size = tmp.stat().st_size if tmp.exists() else 0
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        return limit_note
+    usage = os.statvfs(tmp.parent)
+    return "" if usage.f_bavail == 0 else None
+
+
+def _size(num_bytes: int) -> str:
+    """``num_bytes`` in MB, or kB below 0.1 MB."""
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 100_000 else f"{num_bytes / 1e3:.1f} kB"

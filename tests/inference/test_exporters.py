@@ -60,3 +60,29 @@ def test_failed_check_writes_nothing_and_keeps_old_file(tiny, tmp_path) -> None:
     with pytest.raises(ValueError, match="divisible by 16"):
         export_model(tiny, "onnx", tmp_path / "bad.onnx", input_size=(30, 30))
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def _file_size_limit() -> None:
+    """``preexec_fn`` of a child whose files stop at 20 kB (SIGXFSZ ignored, so write() fails with EFBIG)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+
+
+def test_export_out_of_space_is_one_line_and_keeps_the_old_file(checkpoint, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "net.pt"
+    out.write_bytes(b"old")
+    cmd = [sys.executable, "-m", "hourglass", "export", "--checkpoint", str(checkpoint), "--format", "torchscript"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], capture_output=True, text=True, timeout=180, preexec_fn=_file_size_limit
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert message.startswith(f"error: {out}: no space left to write it"), message
+    assert "file-size limit 20.0 kB" in message
+    assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]

@@ -105,3 +105,21 @@ def test_grad_checkpointing_gives_the_same_gradients() -> None:
         model.load_state_dict(state)
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_list_models_filters_with_a_wildcard() -> None:
+    assert hourglass.list_models("hg*") == ["hg1", "hg2", "hg4", "hg8"]
+    assert hourglass.list_models("bearpaw-hg[12]") == ["bearpaw-hg1", "bearpaw-hg2"]
+    assert hourglass.list_models("resnet*") == []
+    assert hourglass.list_models() == hourglass.list_models("*")
+
+
+def test_a_second_registration_of_a_name_is_refused() -> None:
+    from hourglass.models.registry import register_model
+
+    def hg2(**kwargs: object) -> torch.nn.Module:
+        return torch.nn.Identity()
+
+    with pytest.raises(ValueError, match=r"model 'hg2' is already registered by hourglass\.models\.registry\.hg2"):
+        register_model(hg2)
+    assert isinstance(hourglass.create_model("hg2", num_channels=32, depth=1), hourglass.StackedHourglass)

@@ -102,3 +102,49 @@ def test_sigkill_mid_epoch_then_resume_repeats_an_uninterrupted_run(tmp_path: Pa
         return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
 
     assert losses(out) == losses(tmp_path / "full") and len(losses(out)) == 32
+
+
+def _file_size_limit(limit: int):
+    """A ``preexec_fn``: the child's files stop at ``limit`` bytes, and write() then fails with EFBIG."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    return apply
+
+
+def test_out_of_space_at_a_checkpoint_is_one_line_with_the_resume_command(tmp_path: Path, make_config) -> None:
+    """Epoch 1 saves freely; epoch 2 runs under a file-size limit lower than a checkpoint: one line names the
+    file, the free space, the intact checkpoint of step 4 and the ``--resume`` command, which then finishes."""
+    _, path = make_config()
+    out = tmp_path / "run"
+    first = _run("train", "--config", str(path), "--set", "train.epochs=1")
+    assert first.returncode == 0, first.stderr
+    last = out / "last.safetensors"
+    before = last.read_bytes()
+    assert len(before) > 40_000
+    cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), "--set", "train.epochs=2"]
+    full = subprocess.run(
+        [*cmd, "--resume", str(last)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=_file_size_limit(20_000),
+    )
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    message = " ".join(full.stderr.split("error: ", 1)[1].split())  # after the log lines; rich wraps long lines
+    for fragment in ("last.state.pt: no space left", "file-size limit 20.0 kB", f"{last} (step 4) is intact"):
+        assert fragment in message, message
+    assert last.read_bytes() == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    resume = message.split("continue with: ")[1].split()
+    assert resume[:3] == ["hourglass", "train", "--config"] and resume[-2:] == ["--resume", str(last)]
+    done = _run(*resume[1:], "--set", "train.epochs=2")
+    assert done.returncode == 0, done.stderr
+    from hourglass.checkpoint.io import read_metadata
+
+    assert read_metadata(last)["step"] == 8

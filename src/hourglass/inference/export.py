@@ -33,7 +33,7 @@ from torch import nn
 
 from hourglass.errors import ConfigError, ExportError
 from hourglass.extras import require_extra, require_extras
-from hourglass.files import make_temp_dir
+from hourglass.files import make_temp_dir, out_of_space_error
 from hourglass.models.stacked import last_stack
 
 from .fold import fold_batchnorm
@@ -122,11 +122,17 @@ def write_openvino(net: nn.Module, example: torch.Tensor, path: str | os.PathLik
 
 
 def write_torchscript(net: nn.Module, example: torch.Tensor, path: str | os.PathLike[str]) -> None:
-    """``torch.jit.trace`` of ``net`` saved with ``torch.jit.save``; the traced graph accepts any batch size."""
+    """``torch.jit.trace`` of ``net`` saved with ``torch.jit.save``; the traced graph accepts any batch size.
+
+    Saved to memory, then written by Python: ``torch.jit.save`` to a path aborts the process when a write fails
+    (a full disk), where Python's write raises ``OSError``.
+    """
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export; still supported
         traced = torch.jit.trace(net, example, check_trace=False)
-        torch.jit.save(traced, str(path))
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 FORMAT_EXTRAS: dict[str, tuple[str, ...]] = {"onnx": ("onnx",), "openvino": ("onnx", "openvino"), "torchscript": ()}
@@ -194,6 +200,17 @@ def check_writable(out: str | os.PathLike[str]) -> Path:
     return out
 
 
+def _write_export(fmt: str, net: nn.Module, example: torch.Tensor, out: Path, tmp_path: Path) -> None:
+    """``WRITERS[fmt]`` to ``tmp_path``; a failure for lack of space is an OutOfSpaceError naming ``out``."""
+    try:
+        WRITERS[fmt](net, example, tmp_path)
+    except Exception as err:
+        full = out_of_space_error(err, out, tmp_path)
+        if full is not None:
+            raise full from err
+        raise
+
+
 def export_model(
     model: nn.Module,
     fmt: ExportFormat,
@@ -243,7 +260,7 @@ def export_model(
     try:
         tmp_path = tmpdir / out.name
         try:
-            WRITERS[fmt](net, example, tmp_path)
+            _write_export(fmt, net, example, out, tmp_path)
             got = run_exported(fmt, tmp_path, sample.numpy())
         except _expected_failures(fmt) as err:
             raise ExportError(f"{out}: {fmt} export failed: {type(err).__name__}: {err}") from err

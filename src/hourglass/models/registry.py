@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +18,30 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its name with ``_`` written as ``-`` (``hourglass_module`` -> ``hourglass-module``)."""
-    _REGISTRY[fn.__name__.replace("_", "-")] = fn
+    """Register ``fn`` under its name with ``_`` written as ``-`` (``hourglass_module`` -> ``hourglass-module``).
+
+    A second registration of a name is refused (a :class:`ConfigError` naming both functions), so a preset
+    cannot silently replace another.
+    """
+    name = fn.__name__.replace("_", "-")
+    if name in _REGISTRY:
+        old = _REGISTRY[name]
+        raise ConfigError(
+            f"model {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
+            f"refusing {fn.__module__}.{fn.__qualname__}"
+        )
+    _REGISTRY[name] = fn
     return fn
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`, sorted."""
-    return sorted(_REGISTRY)
+def list_models(pattern: str = "*") -> list[str]:
+    """Names accepted by :func:`create_model` that match the ``fnmatch`` wildcard ``pattern``, sorted.
+
+    Example:
+        >>> list_models("hg*")
+        ['hg1', 'hg2', 'hg4', 'hg8']
+    """
+    return sorted(name for name in _REGISTRY if fnmatch.fnmatchcase(name, pattern))
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

@@ -32,6 +32,7 @@ from hourglass.checkpoint.io import (
     load_checkpoint,
     load_state,
     load_training_state,
+    read_meta,
     save_checkpoint,
     save_training_state,
     training_state_path,
@@ -41,7 +42,7 @@ from hourglass.config import Config
 from hourglass.data.build import build_dataset
 from hourglass.data.dataset import collate, worker_init_fn
 from hourglass.device import resolve_device
-from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
+from hourglass.errors import CheckpointError, ConfigError, OutOfSpaceError, TrainingDiverged
 from hourglass.files import atomic_write
 from hourglass.training.distributed import (
     DistInfo,
@@ -433,6 +434,24 @@ class _Trainer:
         if not self.info.is_main:
             return None
         path = self.out_dir / f"{name}.safetensors"
+        try:
+            return self._write(path, meta, with_state)
+        except OutOfSpaceError as err:
+            raise OutOfSpaceError(f"{err}; {self._resume_hint()}") from err
+
+    def _resume_hint(self) -> str:
+        """Which checkpoint is intact after a failed save, and the command that continues from it."""
+        last = self.out_dir / "last.safetensors"
+        if not (last.exists() and training_state_path(last).exists()):
+            return "no earlier checkpoint with resume state to continue from"
+        step = read_meta(last).step
+        return (
+            f"{last} (step {step}) is intact; free some space, then continue with: "
+            f"hourglass train --config {self.out_dir / 'config.yaml'} --resume {last}"
+        )
+
+    def _write(self, path: Path, meta: CheckpointMeta, with_state: bool) -> Path:
+        """``path`` and, ``with_state``, the resume state beside it."""
         if with_state:
             # State first: a crash between the two writes leaves a state whose step does not match the
             # weights, which --resume detects, rather than new weights with a stale optimiser.
