@@ -278,9 +278,11 @@ def test_predict_real_coco_photos_with_detector_boxes(
     assert result.exit_code == 0, result.output
     results = json.loads((out / "keypoints.json").read_text())
     above = [d for d in dets if d["score"] > BOX_THRESHOLD]
-    assert 0 < len(results) < len(above) < len(dets)  # the threshold and the suppression both removed boxes
-    assert f"boxes: {len(dets)} for these inputs, {len(dets) - len(above)} scoring <= 0.3" in result.output
-    assert f"{len(results)} people in 4 images" in result.output
+    # docs/PREDICT.md's counts: of 118 boxes, 85 score <= 0.3, 14 of the other 33 overlap a better one, 19 are kept
+    assert (len(dets), len(dets) - len(above), len(above) - len(results), len(results)) == (118, 85, 14, 19)
+    printed = " ".join(result.output.split())  # rich may wrap the line
+    assert "boxes: 118 for these inputs, 85 scoring <= 0.3 and 14 overlapping a better one (IoU > 0.3)" in printed
+    assert "19 people in 4 images" in printed
     for image in truth["images"]:
         mine = [r for r in results if r["image_id"] == image["id"]]
         boxes = np.array([r["bbox"] for r in mine])
