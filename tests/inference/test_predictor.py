@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import save_checkpoint
 from hourglass.cli import app
-from hourglass.data import HeatmapCodec, Skeleton
+from hourglass.data import DataError, HeatmapCodec, Skeleton
 from hourglass.inference.predictor import (
     BOX_THRESHOLD,
     NMS_THRESHOLD,
@@ -293,3 +293,29 @@ def test_predict_real_coco_photos_with_detector_boxes(
         overlay = cv2.imread(str(out / Path(image["file_name"]).with_suffix(".png")))
         assert overlay.shape == (image["height"], image["width"], 3)
     assert all(len(r["keypoints"]) == 17 * 3 for r in results)
+
+
+def test_predict_files_with_another_backend_and_int8(checkpoint: Path, tmp_path: Path) -> None:
+    """``hourglass predict --backend onnxruntime`` gives eager's keypoints; ``--backend openvino --precision
+    int8`` is calibrated on the input images and runs; int8 with videos only is refused, naming why."""
+    images = tmp_path / "in"
+    images.mkdir()
+    for seed in range(3):
+        _write(images / f"p{seed}.png", _photo(seed=seed))
+
+    def keypoints(name: str, *args: str) -> np.ndarray:
+        cmd = ["predict", str(images), "--checkpoint", str(checkpoint), "--out", str(tmp_path / name), *args]
+        result = CliRunner().invoke(app, cmd)
+        assert result.exit_code == 0, result.output
+        found = json.loads((tmp_path / name / "keypoints.json").read_text())
+        return np.array([r["keypoints"] for r in found]).reshape(len(found), 16, 3)
+
+    eager = keypoints("eager")
+    onnx = keypoints("onnx", "--backend", "onnxruntime")
+    np.testing.assert_allclose(onnx, eager, atol=1e-3)
+    int8 = keypoints("int8", "--backend", "openvino", "--precision", "int8")
+    assert int8.shape == eager.shape == (3, 16, 3)
+    assert np.corrcoef(int8[..., 2].ravel(), eager[..., 2].ravel())[0, 1] > 0.9  # joint scores follow fp32's
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded: the refusal comes first")
+    with pytest.raises(DataError, match="int8 is calibrated on the input images"):
+        predict_files([tmp_path / "clip.mp4"], checkpoint, tmp_path / "v", backend="openvino", precision="int8")
