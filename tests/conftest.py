@@ -23,13 +23,19 @@ SHARED_DATA = Path(
 )
 
 
+# The photos of shared/data/real-samples (file stems), as its annotation files list them.
+COCO_PHOTOS = ("000000000785", "000000040083", "000000196141", "000000197388")
+MPII_PHOTOS = ("004645041", "005808361", "051423444", "052475643", "060754485")
+
+
 def _shared(path: Path, required: tuple[str, ...], what: str) -> Path:
     """``path`` when it holds ``required``: skipped locally when absent, a failure under CI.
 
     CI has the files (the brief), so a CI run without them must not pass quietly.
     """
-    if not all((path / name).is_file() for name in required):
-        message = f"{what} missing: {path} (set HOURGLASS_SHARED_DATA to the shared data folder)"
+    missing = [name for name in required if not (path / name).is_file()]
+    if missing:
+        message = f"{what} missing: {', '.join(missing)} in {path} (set HOURGLASS_SHARED_DATA to the shared data)"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must have it)")
         pytest.skip(message)
@@ -63,8 +69,14 @@ def mpii_eval_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_samples_dir() -> Path:
-    """``shared/data/real-samples``: real photos with COCO and MPII annotations (its README gives provenance)."""
-    required = ("coco/test_coco.json", "coco/test_coco_det_AP_H_56.json", "mpii/test_mpii.json")
+    """``shared/data/real-samples``: real photos with COCO and MPII annotations (its README gives provenance).
+
+    Every photo the tests read is required, not only the annotations: a folder without its JPEGs would
+    otherwise let the photo tests pass over an empty list.
+    """
+    annotations = ("coco/test_coco.json", "coco/test_coco_det_AP_H_56.json", "mpii/test_mpii.json")
+    photos = tuple(f"coco/{n}.jpg" for n in COCO_PHOTOS) + tuple(f"mpii/{n}.jpg" for n in MPII_PHOTOS)
+    required = (*annotations, "mpii/gt_valid_first5.mat", *photos)
     return _shared(SHARED_DATA / "real-samples", required, "real sample photos")
 
 

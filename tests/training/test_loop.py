@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -165,3 +166,75 @@ def test_save_every_minutes_and_plain_progress_lines(tmp_path: Path, make_config
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("step ")]
     assert [x.split()[1] for x in lines] == ["2/8", "4/8", "6/8", "8/8"]
     assert all(k in lines[0] for k in ("epoch 0", "loss ", "lr ", "samples/s", "elapsed ", "left "))
+
+
+def test_resume_refuses_a_state_of_another_step_and_another_epoch_length(tmp_path: Path, make_config) -> None:
+    """The weights of step 2 with the resume state of step 1 (as an interrupted save leaves them) are refused,
+    and so is a run whose steps per epoch differ from the checkpoint's (another batch size)."""
+    one = train(make_config(["train.max_steps=1", "train.out_dir=" + str(tmp_path / "one")])[0])
+    two = train(make_config(["train.max_steps=2", "train.out_dir=" + str(tmp_path / "two")])[0])
+    state = tmp_path / "two" / "last.state.pt"
+    kept = state.read_bytes()
+    shutil.copyfile(tmp_path / "one" / "last.state.pt", state)
+    cfg = make_config(["train.out_dir=" + str(tmp_path / "two")])[0]
+    with pytest.raises(CheckpointError, match=r"resume state is for step 1 but the weights are from step 2"):
+        train(cfg, resume=two.last_checkpoint)
+    state.write_bytes(kept)
+    halved = make_config(["train.batch_size=4", "train.out_dir=" + str(tmp_path / "two")])[0]
+    with pytest.raises(CheckpointError, match=r"saved with 4 steps per epoch but this run has 8 .*batch_size"):
+        train(halved, resume=two.last_checkpoint)
+    assert read_metadata(one.last_checkpoint)["step"] == 1 and read_metadata(two.last_checkpoint)["step"] == 2
+
+
+def test_best_is_written_only_when_the_score_improves(tmp_path: Path, make_config) -> None:
+    """Validation after every epoch; ``best.safetensors`` holds the epoch of the highest score so far, and
+    is left alone by an epoch that scores no higher (strictly)."""
+    cfg = make_config(["train.epochs=6", "train.val_every=1", "optim.lr=0.01"])[0]
+    best = tmp_path / "run" / "best.safetensors"
+    seen: dict[int, int | None] = {}  # at the first step of each epoch: the step `best` was saved at
+
+    def note(step: int, loss: float) -> None:
+        if step % 4 == 1:
+            seen[step // 4] = read_metadata(best)["step"] if best.exists() else None
+
+    result = train(cfg, on_step=note)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    scores = [(r["step"], r["val/pckh@0.5"]) for r in records if "val/pckh@0.5" in r]
+    assert [s for s, _ in scores] == [4, 8, 12, 16, 20, 24]
+    expected, top = {0: None}, None
+    for step, score in scores:
+        if top is None or score > top[1]:
+            top = (step, score)
+        expected[step // 4] = top[0]
+    assert seen == {e: s for e, s in expected.items() if e < 6}
+    assert read_metadata(result.best_checkpoint)["step"] == expected[6]
+    assert read_metadata(result.best_checkpoint)["metrics"]["pckh@0.5"] == top[1]
+    rises = [b > a for (_, a), (_, b) in itertools.pairwise(scores)]
+    assert not all(rises), f"scores only rose, nothing tested: {scores}"
+
+
+def test_time_limit_stops_anneals_and_a_resumed_run_gets_what_is_left(tmp_path: Path, make_config) -> None:
+    """``train.time_limit_s`` stops a run of 50 epochs (200 steps) after 8 s of training; the cosine schedule
+    anneals over the time: the learning rate falls at each of the few of the 200 steps made (how far depends
+    on how the 8 s fell on the steps, noise on a busy machine, so the last value is not checked). A run
+    stopped (SIGTERM) at step 1 and resumed gets the rest of the 8 s, not 8 s more.
+    Loose bounds: on a busy 2-core machine a step of this tiny run took 0.2-8 s."""
+    sets = ["train.epochs=50", "train.time_limit_s=8", "optim.schedule=cosine", "optim.lr=0.002"]
+    cfg0 = make_config([*sets, "train.out_dir=" + str(tmp_path / "full")])[0]
+    full = train(cfg0)
+    assert full.status == "time_limit" and 2 <= full.step < 200
+    assert 8.0 <= full.train_seconds < 8.0 + 4.0
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[0] == pytest.approx(0.002)
+    assert all(b < a for a, b in itertools.pairwise(lrs))
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    cfg = make_config([*sets, "train.out_dir=" + str(tmp_path / "part")])[0]
+    first = train(cfg, on_step=interrupt)
+    assert first.status == "interrupted" and first.step == 1 and first.train_seconds < 8.0
+    rest = train(cfg, resume=first.last_checkpoint)
+    assert rest.status == "time_limit"
+    assert 8.0 <= rest.train_seconds < 8.0 + 4.0  # the seconds before the resume count: no new budget

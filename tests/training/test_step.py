@@ -135,3 +135,22 @@ def test_bench_train_with_local_processes() -> None:
     assert r.train_gflop_per_step == pytest.approx(6 * count_macs(model, (3, 64, 64), batch=4) / 1e9)
     assert r.samples_per_s == pytest.approx(4 / (r.ms_per_step / 1e3))
     assert "2 processes (DDP)" in format_train_result(r) and "2 processes x 1 threads" in format_train_result(r)
+
+
+def test_grad_clip_bounds_the_global_gradient_norm() -> None:
+    """With SGD at lr 1 the update is minus the gradient: clipped to norm 1e-3, the weights move by exactly
+    that much in all; without the clip, by far more."""
+    batch = {"image": torch.rand(2, 3, 64, 64), "heatmaps": torch.rand(2, 4, 16, 16), "weights": torch.ones(2, 4)}
+    moved = {}
+    for clip in (None, 1e-3):
+        torch.manual_seed(0)
+        net = create_model("hg1", num_channels=16, depth=2, num_joints=4)
+        before = [p.detach().clone() for p in net.parameters()]
+        step = TrainStep(net, torch.optim.SGD(net.parameters(), lr=1.0), torch.device("cpu"), "none", False,
+                         grad_clip=clip)  # fmt: skip
+        step(batch)
+        moved[clip] = float(
+            torch.cat([(p.detach() - b).flatten() for p, b in zip(net.parameters(), before, strict=True)]).norm()
+        )
+    assert moved[1e-3] == pytest.approx(1e-3, rel=1e-3)
+    assert moved[None] > 10 * 1e-3
