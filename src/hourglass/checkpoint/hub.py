@@ -263,8 +263,8 @@ def parse_source(source: str) -> Source:
         )
     if not _is_url(source):
         raise CheckpointError(
-            f"{source}: no such checkpoint file, nor the name of published weights ({', '.join(table)}; "
-            "`hourglass weights list`) or an http(s):// or file:// URL"
+            f"{source}: no such checkpoint file, nor a name from `hourglass weights list` or an http(s):// or "
+            "file:// URL"
         )
     url, _, fragment = source.partition("#")
     file = _url_file(url)
@@ -348,16 +348,16 @@ def _cached_or_fetched(src: Source, settings: TransferSettings) -> Path:
                     raise
                 _say(settings, f"{err}; fetching it again")
                 dest.unlink()
-        if settings.offline:
-            raise FetchError(
-                f"{src.where}: not in the cache, and HOURGLASS_OFFLINE=1 forbids fetching it; put a copy fetched by "
-                f"other means at {dest}"
-            )
         if not src.urls:
             page = f" ({src.row.page})" if src.row is not None and src.row.page else ""
             raise FetchError(
                 f"{src.label}: published without a direct file URL{page}; download {src.file} by hand and put it "
                 f"at {dest}"
+            )
+        if settings.offline:
+            raise FetchError(
+                f"{src.where}: not in the cache, and HOURGLASS_OFFLINE=1 forbids fetching it; put a copy fetched by "
+                f"other means at {dest}"
             )
         shutil.rmtree(dest.parent / "extracted", ignore_errors=True)
         _download(src, dest, settings)
@@ -540,7 +540,7 @@ def _say(settings: TransferSettings, message: str) -> None:
 def _verify(src: Source, path: Path) -> None:
     """Refuse ``path`` unless it has ``src``'s size (when known) and hash (when known)."""
     if src.size is not None and path.stat().st_size != src.size:
-        raise FetchError(f"{src.where}: {path} has {path.stat().st_size:,} bytes, expected {src.size:,}")
+        raise FetchError(f"{src.where}: {src.file} has {path.stat().st_size:,} bytes, expected {src.size:,}")
     if src.check is None:
         return
     algo, want = src.check
@@ -552,7 +552,7 @@ def _verify(src: Source, path: Path) -> None:
     if not (got.startswith(want) if algo == "sha256_prefix" else got == want):
         name = "sha256" if algo == "sha256_prefix" else algo
         expected = f"starting with {want}" if algo == "sha256_prefix" else want
-        raise FetchError(f"{src.where}: {path.name} has {name} {got}, expected {expected} ({src.check_note})")
+        raise FetchError(f"{src.where}: {src.file} has {name} {got}, expected {expected} ({src.check_note})")
 
 
 # --- archives ---------------------------------------------------------------------------------------------
@@ -571,9 +571,10 @@ def _extract(src: Source, archive: Path, member: str | None, settings: TransferS
             infos = [i for i in z.infolist() if not i.is_dir()]
             climbing = [i.filename for i in z.infolist() if unsafe_member(i.filename)]
             if climbing:
+                archive.unlink()
                 raise FetchError(
-                    f"{archive}: member {climbing[0]!r} names a place outside the archive's folder (an absolute "
-                    "path or '..'); the archive is refused and nothing was extracted"
+                    f"{src.where}: member {climbing[0]!r} of {archive.name} names a place outside the archive's "
+                    "folder (an absolute path or '..'); the archive is refused and removed, nothing was extracted"
                 )
             info = _pick_member(archive, infos, member)
             out = archive.parent / "extracted" / PurePosixPath(info.filename).name
