@@ -238,7 +238,10 @@ def test_a_server_that_ignores_range_gets_a_fresh_start(server, princeton) -> No
 def test_http_errors_and_silence_end_in_one_line_naming_the_url_and_the_cause(server) -> None:
     with pytest.raises(FetchError) as err:
         fetch(server.url("/missing.pth"), settings=FAST)
-    assert str(err.value) == f"{server.url('/missing.pth')}: HTTP 404 Not Found"
+    assert str(err.value) == (
+        f"{server.url('/missing.pth')}: HTTP 404 Not Found; put a copy fetched by other means at "
+        f"{download_path(server.url('/missing.pth'))}"
+    )
     assert len(server.requests) == 1  # a 404 is not retried
     quick = TransferSettings(timeout=0.3, retries=1, backoff=0.01, progress=False)
     with pytest.raises(FetchError) as err:

@@ -396,9 +396,7 @@ def _download(src: Source, dest: Path, settings: TransferSettings) -> None:
         except FetchError as err:
             causes.append(str(err))
     else:
-        if len(causes) > 1:
-            raise FetchError(f"{'; '.join(causes[:-1])}; then {causes[-1]}")
-        raise FetchError(causes[0])
+        raise FetchError(f"{'; then '.join(causes)}; put a copy fetched by other means at {dest}")
     try:
         _verify(src, part)
     except FetchError as err:
@@ -410,17 +408,13 @@ def _download(src: Source, dest: Path, settings: TransferSettings) -> None:
 def _transfer(url: str, part: Path, src: Source, settings: TransferSettings) -> None:
     """GET ``url`` into ``part`` with retries and back-off, resuming what ``part`` already holds."""
     tries = 1 + max(0, settings.retries)
-    dest = part.with_name(part.name.removesuffix(".part"))
     for attempt in range(tries):
         try:
             _get(url, part, src, settings)
             return
         except _Transient as err:
             if attempt + 1 == tries:
-                raise FetchError(
-                    f"{url}: {err} (after {tries} {'try' if tries == 1 else 'tries'}); put a copy fetched by other "
-                    f"means at {dest}"
-                ) from None
+                raise FetchError(f"{url}: {err} (after {tries} {'try' if tries == 1 else 'tries'})") from None
             delay = min(30.0, settings.backoff * 2**attempt)
             _say(settings, f"{url}: {err}; trying again in {delay:g} s")
             time.sleep(delay)
