@@ -553,7 +553,12 @@ def _verify(src: Source, path: Path) -> None:
 
 
 def unsafe_member(name: str) -> bool:
-    """Whether a zip member ``name`` would land outside the folder it is extracted to (absolute, ``..``)."""
+    """Whether a zip member ``name`` would land outside the folder it is extracted to (absolute, ``..``).
+
+    Example:
+        >>> [unsafe_member(n) for n in ("hg/umich-stacked-hourglass.t7", "../x.pth", "/x.pth", "C:/x.pth")]
+        [False, True, True, True]
+    """
     posix = name.replace("\\", "/")
     return posix.startswith("/") or re.match(r"[A-Za-z]:", posix) is not None or ".." in posix.split("/")
 
