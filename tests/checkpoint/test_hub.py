@@ -81,7 +81,7 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         self.running = True
 
@@ -285,7 +285,7 @@ def test_offline_names_the_url_and_the_path_then_takes_a_file_put_there(server, 
         f"{url}: not in the cache, and HOURGLASS_OFFLINE=1 forbids fetching it; put a copy fetched by other means "
         f"at {download_path(url)}"
     )
-    download_path(url).parent.mkdir(parents=True)
+    download_path(url).parent.mkdir(parents=True, exist_ok=True)
     download_path(url).write_bytes(princeton)
     _, meta = hourglass.load_model(url)
     assert meta.model == "hg2" and server.requests == []
@@ -299,7 +299,7 @@ def test_a_table_name_works_offline_from_a_file_carried_into_the_cache(princeton
         FetchError, match=re.escape("original_2hg/checkpoint.pt: not in the cache, and HOURGLASS_OFFLINE=1")
     ):
         hourglass.create_model("princeton-vl-hg2", pretrained=True)
-    target.parent.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(princeton)
     model = hourglass.create_model("princeton-vl-hg2", pretrained=True)
     assert model.num_stacks == 2 and not model.training
@@ -314,7 +314,7 @@ def test_a_detector_row_gives_its_onnx_and_is_refused_as_a_pose_checkpoint(monke
     monkeypatch.setenv("HOURGLASS_OFFLINE", "1")
     onnx = b"\x08\x07not a real onnx graph, only bytes to extract"
     target = download_path("rtmdet-nano-person")
-    target.parent.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(_zip({"20230831/rtmdet_onnx/rtmdet_nano/end2end.onnx": onnx, "20230831/x/deploy.json": b"{}"}))
     got = fetch("rtmdet-nano-person")
     assert got.name == "end2end.onnx" and got.read_bytes() == onnx and got.is_relative_to(cache_dir())
