@@ -8,10 +8,15 @@ here reaches beyond the machine: the table's real URLs are only ever named in of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -382,3 +387,27 @@ def test_cli_checkpoint_names_fail_in_one_line_offline(monkeypatch, tmp_path) ->
     target = download_path("bearpaw-hg2-drive")
     assert drive.exit_code == 1 and "published without a direct file URL" in drive.output
     assert f"put it at {target}" in " ".join(drive.output.split())
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_plain_lines(server, bearpaw, home) -> None:
+    """The real command in a process, its stderr once on a pseudo-terminal and once on a pipe."""
+    _, data = bearpaw
+    server.files["/a.pth"] = data
+    env = {**os.environ, "HOURGLASS_HOME": str(home), "TERM": "xterm-256color", "COLUMNS": "100"}
+    command = [sys.executable, "-m", "hourglass", "weights", "get", "--raw", server.url("/a.pth")]
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, env=env, timeout=120)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the process's end of the terminal is closed
+            while chunk := os.read(leader, 65536):
+                shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0 and done.stdout.decode().strip() == str(download_path(server.url("/a.pth")))
+    assert b"\x1b[" in shown and "━".encode() in shown and b"fetching" not in shown
+    download_path(server.url("/a.pth")).unlink()
+    piped = subprocess.run(command, capture_output=True, env=env, timeout=120)
+    assert piped.returncode == 0 and b"\x1b[" not in piped.stderr
+    assert piped.stderr.decode().startswith(f"fetching {server.url('/a.pth')} ({len(data):,} bytes)")
