@@ -2,12 +2,16 @@
 
 The top level holds the model builders and, imported on first use, what a user of a trained model needs:
 ``hourglass.load_model(path)`` (a checkpoint's network and :class:`~hourglass.checkpoint.meta.CheckpointMeta`)
-and ``hourglass.Predictor`` (images in, keypoints out).
+and ``hourglass.Predictor`` (images in, keypoints out). ``create_model(name, pretrained=True)`` loads published
+weights by name (``hourglass weights list``); ``hourglass.models.create_model`` builds presets only.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from .models import Hourglass, ResidualBlock, StackedHourglass, create_model, list_models
+from torch import nn
+
+from . import models
+from .models import Hourglass, ResidualBlock, StackedHourglass, list_models
 
 if TYPE_CHECKING:
     from .checkpoint.io import load_model
@@ -25,6 +29,26 @@ __all__ = [
     "list_models",
     "load_model",
 ]
+
+
+def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Module:
+    """Build the preset ``name`` (:func:`hourglass.models.create_model`), or, with ``pretrained=True``, the
+    network of the published weights ``name`` (a name of ``hourglass weights list``, or a URL) with those
+    weights, fetched, converted once and cached on first use, returned in eval mode.
+
+    With ``pretrained=True``, ``overrides`` (e.g. ``num_joints=16``) must agree with the weights' settings:
+    a mismatch is a :class:`~hourglass.errors.CheckpointError` naming the setting.
+
+    Example:
+        >>> create_model("hg2", num_joints=17).num_joints
+        17
+    """
+    if not pretrained:
+        return models.create_model(name, **overrides)
+    from .checkpoint.io import load_model
+
+    model, _ = load_model(name, expect=overrides or None)
+    return model
 
 
 def __getattr__(name: str) -> Any:

@@ -39,6 +39,8 @@ err_console = Console(stderr=True)
 
 T = TypeVar("T")
 
+CHECKPOINT_HELP = "a .safetensors checkpoint, a name from `hourglass weights list`, or an http(s)/file URL"
+
 InputSize = Annotated[
     tuple[int, int, int] | None,
     typer.Option("--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"),
@@ -309,7 +311,7 @@ def train(
 @app.command("eval")
 def eval_cmd(
     config: Annotated[str, typer.Option(help="recipe (shipped name or YAML file) whose data.val split is scored")],
-    checkpoint: Annotated[str, typer.Option(help="a .safetensors checkpoint")],
+    checkpoint: Annotated[str, typer.Option(help=CHECKPOINT_HELP)],
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test (average with the mirrored crop)")] = True,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="where to write the scores")] = None,
@@ -328,7 +330,7 @@ def eval_cmd(
 
 @app.command()
 def predict(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],
     inputs: Annotated[
         list[str] | None,
         typer.Argument(help="PNG/JPEG files, videos (mp4, avi, mov ...) or folders of them", metavar="[INPUT]..."),
@@ -407,7 +409,7 @@ HeightWidth = Annotated[
 
 @app.command()
 def export(
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],
     format: Annotated[str, typer.Option("--format", help="onnx, openvino or torchscript")],
     out: Annotated[str, typer.Option("--out", help="output file (.onnx, .xml with .bin beside it, .pt)")],
     input_size: HeightWidth = None,
@@ -430,7 +432,11 @@ def export(
 @app.command()
 def bench(
     model: Annotated[
-        str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint (--train: a preset)")
+        str,
+        typer.Argument(
+            help="a preset name (random weights), a .safetensors checkpoint, published weights (`hourglass weights "
+            "list`; a preset of the same name wins) or a URL (--train: a preset)"
+        ),
     ],
     backend: Annotated[str, typer.Option(help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
@@ -488,7 +494,13 @@ def bench(
 
 @app.command()
 def convert(
-    checkpoint: Annotated[str, typer.Argument(help="the published weights: .pth/.pth.tar/.pt, or a Torch7 .t7")],
+    checkpoint: Annotated[
+        str,
+        typer.Argument(
+            help="the published weights: .pth/.pth.tar/.pt or a Torch7 .t7, a name from `hourglass weights list`, "
+            "or an http(s)/file URL"
+        ),
+    ],
     out: Annotated[str, typer.Option("--out", help="output .safetensors checkpoint")],
     source: Annotated[
         str, typer.Option("--from", help="bearpaw, princeton-vl, torch7, or auto (tell from the file)")
@@ -505,6 +517,72 @@ def convert(
         highlight=False,
         soft_wrap=True,
     )
+
+
+weights_app = typer.Typer(
+    help="Published weights: list them, fetch and convert them ahead of time, show where they are cached.",
+    no_args_is_help=True,
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+def weights_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print every field of every row as one JSON list")] = False,
+) -> None:
+    """The table of published weights, with what is in the cache ($HOURGLASS_HOME)."""
+    import json
+
+    from hourglass.checkpoint.hub import cache_dir, describe
+
+    rows = run_guarded(describe)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"published weights (cache: {cache_dir()})")
+    for column in ("name", "kind", "builds", "published", "hash", "cached"):
+        table.add_column(column)
+    for row in rows:
+        figures = row.get("figures") or []
+        published = "; ".join(f"{f['metric']} {f['value']:g} ({f['split']})" for f in figures[:1]) or "-"
+        check = row.get("hash")
+        hash_text = "none" if check in (None, "none") else ", ".join(f"{k} {v}" for k, v in check.items())
+        cached = "checkpoint" if row["cached_checkpoint"] else "file" if row["cached_file"] else "-"
+        builds = row.get("preset") or row.get("family", "")
+        table.add_row(row["name"], row["kind"], builds, published, hash_text, cached)
+    console.print(table)
+
+
+@weights_app.command("get")
+def weights_get(
+    source: Annotated[str, typer.Argument(help="a name from `hourglass weights list`, or an http(s)/file URL")],
+    raw: Annotated[bool, typer.Option("--raw", help="fetch the file only, do not convert it")] = False,
+    member: Annotated[str | None, typer.Option("--member", help="the file to take out of a .zip")] = None,
+) -> None:
+    """Fetch (and for pose weights, convert) ahead of time, for a machine that will be offline; prints the path."""
+    from hourglass.checkpoint.hub import fetch, parse_source, resolve_checkpoint
+
+    def go() -> Any:
+        row = parse_source(source).row
+        if raw or member is not None or (row is not None and row.kind != "pose"):
+            return fetch(source, member)
+        return resolve_checkpoint(source)
+
+    typer.echo(str(run_guarded(go)))
+
+
+@weights_app.command("path")
+def weights_path(
+    source: Annotated[str, typer.Argument(help="a name from `hourglass weights list`, or an http(s)/file URL")],
+    converted: Annotated[
+        bool, typer.Option("--converted", help="the converted .safetensors instead of the file as fetched")
+    ] = False,
+) -> None:
+    """Where the file of NAME is, or would go, in the cache (put a copy fetched by other means there)."""
+    from hourglass.checkpoint.hub import converted_path, download_path
+
+    path = run_guarded(lambda: converted_path(source) if converted else download_path(source))
+    typer.echo(str(path))
 
 
 def main(argv: list[str] | None = None) -> Any:

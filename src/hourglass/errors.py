@@ -49,3 +49,8 @@ class MissingExtraError(ImportError, HourglassError):
 
     An ``ImportError`` (so ``except ImportError`` sees it) and an expected error the CLI prints as one line.
     """
+
+
+class FetchError(CheckpointError):
+    """Published weights that could not be fetched or failed their check; the message names the URL (or the
+    table name) and the cause, and, when nothing could be fetched, the path where a copy can be put by hand."""

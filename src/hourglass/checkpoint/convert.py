@@ -681,8 +681,13 @@ def convert_checkpoint(
 ) -> tuple[Path, CheckpointMeta]:
     """Convert foreign weights ``src`` from ``source`` (a key of :data:`CONVERTERS`, or ``auto``) into ``out``.
 
-    Nothing is written unless the whole conversion succeeds (the file is written atomically at the end).
+    ``src`` is a local file, or the name of published weights or a URL, fetched into the cache first
+    (:func:`hourglass.checkpoint.hub.source_file`). Nothing is written unless the whole conversion succeeds
+    (the file is written atomically at the end).
     """
+    from hourglass.checkpoint.hub import source_file
+
+    src = source_file(src)
     if source == "auto":
         source = detect_family(src)
     if source not in CONVERTERS:

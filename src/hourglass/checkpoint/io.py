@@ -192,6 +192,10 @@ def load_model(
 ) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
 
+    ``path`` is a ``.safetensors`` file, or the name of published weights (``hourglass weights list``) or an
+    ``http(s)://`` / ``file://`` URL, fetched, converted once and cached
+    (:func:`hourglass.checkpoint.hub.resolve_checkpoint`).
+
     Example (a small untrained model saved, then rebuilt from the file alone):
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
@@ -206,7 +210,9 @@ def load_model(
     ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
     checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
     """
-    with _open(path) as f:
+    from hourglass.checkpoint.hub import resolve_checkpoint
+
+    with _open(resolve_checkpoint(path)) as f:
         meta = CheckpointMeta.from_json(f.hourglass_json(), f.path)
         if expect:
             check_compatible(f.path, meta, expect)

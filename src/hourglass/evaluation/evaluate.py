@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from hourglass.checkpoint.hub import parse_source
 from hourglass.checkpoint.io import load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
@@ -208,7 +209,8 @@ def evaluate(
 ) -> EvalResult:
     """``hourglass eval``: load ``checkpoint`` (refused if its joint count or input size differ from the
     config's dataset), score the ``data.val`` split, write the scores as JSON (``out_json``, default
-    ``<checkpoint folder>/eval.json``), atomically."""
+    ``<checkpoint folder>/eval.json``; for published weights named or given by URL, ``eval-<name>.json`` in the
+    current folder), atomically."""
     from hourglass.data.build import build_dataset, make_codec
 
     device = resolve_device(cfg.train.device)
@@ -219,7 +221,12 @@ def evaluate(
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     result = evaluate_model(model, dataset, cfg, device, flip=flip)
-    out_json = Path(out_json) if out_json is not None else Path(checkpoint).with_name("eval.json")
+    if out_json is None:
+        local = not isinstance(checkpoint, str) or Path(checkpoint).exists()
+        out_json = (
+            Path(checkpoint).with_name("eval.json") if local else Path(f"eval-{parse_source(checkpoint).key}.json")
+        )
+    out_json = Path(out_json)
     record = {
         "checkpoint": str(checkpoint),
         "annotations": cfg.data.val.annotations,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -248,15 +249,21 @@ def resolve_model(model_or_checkpoint: ModelSpec) -> tuple[nn.Module, Checkpoint
         return model.eval(), meta
     if isinstance(model_or_checkpoint, nn.Module):
         return model_or_checkpoint.eval(), CheckpointMeta(type(model_or_checkpoint).__name__)
+    from hourglass.checkpoint.hub import list_weights
     from hourglass.checkpoint.io import load_model
     from hourglass.models import create_model, list_models
 
     spec = str(model_or_checkpoint)
     if Path(spec).exists() or spec.endswith((".safetensors", ".pt", ".pth")):
         return load_model(spec)
-    if spec in list_models():
+    if spec in list_models():  # a preset before published weights of the same name: random weights, same speed
         return create_model(spec).eval(), CheckpointMeta(spec)
-    raise ConfigError(f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())})")
+    if spec in list_weights("pose") or re.match(r"(?i)(https?|file)://", spec):
+        return load_model(spec)
+    raise ConfigError(
+        f"{spec}: neither a checkpoint file nor a model preset ({', '.join(list_models())}) nor published weights "
+        f"({', '.join(list_weights('pose'))})"
+    )
 
 
 def _check_choice(backend: str, precision: str) -> None:
