@@ -544,7 +544,8 @@ def serve(
     """Serve a checkpoint over HTTP: POST /v1/predict, a WebSocket stream, /metrics and a web page at /."""
 
     def go() -> None:
-        from hourglass.serve.app import ServeSettings, serve
+        from hourglass.serve.app import serve
+        from hourglass.serve.service import ServeSettings
 
         settings = ServeSettings(
             checkpoint=checkpoint,

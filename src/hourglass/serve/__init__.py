@@ -1,5 +1,6 @@
 """``hourglass serve``: an HTTP API, a WebSocket stream and a web page over one Predictor, with dynamic batching.
 
+- :mod:`~hourglass.serve.service`: settings and the pipeline of one picture, without the web framework;
 - :mod:`~hourglass.serve.app`: the Starlette application (endpoints, caps, the API key, CORS, the page) and
   :func:`~hourglass.serve.app.serve`, which runs it under uvicorn (one process, or several behind one port);
 - :mod:`~hourglass.serve.batching`: the crops of concurrent requests through the network together;
@@ -7,10 +8,7 @@
 - :mod:`~hourglass.serve.tracking`: track ids for the stream, one tracker per connection;
 - ``static/``: the page's HTML, CSS and JavaScript (package data; nothing is fetched from elsewhere).
 
-Needs the ``[serve]`` extra (Starlette, uvicorn, websockets, python-multipart): without it, importing this
-package is one :class:`~hourglass.errors.MissingExtraError` naming it.
+Serving needs the ``[serve]`` extra (Starlette, uvicorn, websockets, python-multipart), imported where
+used: without it, :func:`~hourglass.serve.app.create_app` and :func:`~hourglass.serve.app.serve` stop with
+one :class:`~hourglass.errors.MissingExtraError` naming it.
 """
-
-from hourglass.extras import require_extras
-
-require_extras("serve")

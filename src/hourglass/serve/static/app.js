@@ -129,6 +129,7 @@ async function startCamera() {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
     video.srcObject = stream;
     await video.play();
+    if (!video.videoWidth) await new Promise((done) => video.addEventListener("loadeddata", done, { once: true }));
     const protocols = ["hourglass.v1"];
     if (keyInput.value.trim()) protocols.push(`bearer.${b64url(keyInput.value.trim())}`);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
