@@ -24,6 +24,13 @@ import pytest
 from sessions import own_session
 
 
+def query(**fields: Any) -> str:
+    """``?name=value&...`` with each value JSON-encoded unless it is a string, percent-encoded."""
+    from urllib.parse import urlencode
+
+    return "?" + urlencode({k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ import pytest
 from hourglass.data.images import read_image
 from hourglass.inference.predictor import Predictor
 from image_bytes import png_bomb
-from servers import API_KEY, AUTH, BOXES, CORS_ORIGIN, Answer, Server, serve
+from servers import API_KEY, AUTH, BOXES, CORS_ORIGIN, Answer, Server, query, serve
 
 
 def multipart(fields: dict[str, str], file: bytes | None, file_type: str = "image/jpeg") -> tuple[bytes, str]:
@@ -58,7 +58,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 def test_predict_raw_and_multipart_equal_the_predictor(keyed_server: Server, tiny_checkpoint: Path, photo: Path):
     data = photo.read_bytes()
-    raw = keyed_server.post_image(data, "?boxes=" + json.dumps(BOXES).replace(" ", ""), AUTH)
+    raw = keyed_server.post_image(data, query(boxes=BOXES), AUTH)
     check_people(raw, *expected(tiny_checkpoint, photo, BOXES, flip=True))
     body = raw.json()
     assert [p["bbox"] for p in body["people"]] == BOXES
@@ -118,11 +118,11 @@ def test_200_bad_requests_then_a_good_one(keyed_server: Server, tiny_checkpoint:
         (400, "is not a PNG or JPEG image", {"body": gif_form, "type": gif_kind}),
         (400, "unreadable", {"body": data[: data.index(b"\xff\xda")]}),  # headers, no image data
         (400, "a JPEG without a frame header", {"body": data[:150]}),
-        (400, "boxes: not JSON", {"body": data, "query": "?boxes=/etc/passwd"}),
-        (400, "boxes: expected a list of", {"body": data, "query": "?boxes=[[1,2,3]]"}),
-        (400, "boxes[0]", {"body": data, "query": "?boxes=[[5000,5000,10,10]]"}),
-        (400, "boxes: 17 boxes, at most 16", {"body": data, "query": "?boxes=" + json.dumps([[0, 0, 9, 9]] * 17)}),
-        (400, "flip: expected true or false", {"body": data, "query": "?flip=maybe"}),
+        (400, "boxes: not JSON", {"body": data, "query": query(boxes="/etc/passwd")}),
+        (400, "boxes: expected a list of", {"body": data, "query": query(boxes=[[1, 2, 3]])}),
+        (400, "boxes[0]", {"body": data, "query": query(boxes=[[5000, 5000, 10, 10]])}),
+        (400, "boxes: 17 boxes, at most 16", {"body": data, "query": query(boxes=[[0, 0, 9, 9]] * 17)}),
+        (400, "flip: expected true or false", {"body": data, "query": query(flip="maybe")}),
         (400, "Content-Type 'text/plain'", {"body": data, "type": "text/plain"}),
         (400, "Content-Type 'application/json'", {"body": b'{"path": "/etc/passwd"}', "type": "application/json"}),
         (400, "the picture is empty", {"body": b""}),
@@ -151,7 +151,7 @@ def test_200_bad_requests_then_a_good_one(keyed_server: Server, tiny_checkpoint:
             assert "no answer within" in answer.json()["error"]
         statuses[status] = statuses.get(status, 0) + 1
     check_people(
-        keyed_server.post_image(data, "?boxes=" + json.dumps(BOXES[:1]), AUTH),
+        keyed_server.post_image(data, query(boxes=BOXES[:1]), AUTH),
         *expected(tiny_checkpoint, photo, BOXES[:1], flip=True),
     )
     after = keyed_server.call("GET", "/metrics", headers=AUTH).body.decode()
@@ -200,14 +200,12 @@ def test_full_queue_503_cors_closed_and_sigterm_drains(tiny_checkpoint: Path, ph
         assert "access-control-allow-origin" not in server.call("OPTIONS", "/v1/predict", headers=preflight).headers
         assert "access-control-allow-origin" not in server.call("GET", "/v1/model", headers=preflight).headers
         first: list[Answer] = []
-        waiting = threading.Thread(
-            target=lambda: first.append(server.post_image(data, "?boxes=" + json.dumps(BOXES[:1])))
-        )
+        waiting = threading.Thread(target=lambda: first.append(server.post_image(data, query(boxes=BOXES[:1]))))
         waiting.start()
         deadline = time.monotonic() + 10
         while server.call("GET", "/healthz").json()["queue_depth"] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
-        busy = server.post_image(data, "?boxes=" + json.dumps(BOXES))
+        busy = server.post_image(data, query(boxes=BOXES))
         assert busy.status == 503 and int(busy.headers["retry-after"]) >= 1
         assert "the queue holds 1 crops of at most 2" in busy.json()["error"]
         server.proc.send_signal(signal.SIGTERM)

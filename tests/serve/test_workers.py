@@ -3,13 +3,12 @@ to the parent stops them all and exits 0."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from servers import BOXES, serve
+from servers import BOXES, query, serve
 
 
 def test_two_workers_behind_one_port(tiny_checkpoint: Path, photo: Path, tmp_path: Path) -> None:
@@ -21,7 +20,7 @@ def test_two_workers_behind_one_port(tiny_checkpoint: Path, photo: Path, tmp_pat
         with ThreadPoolExecutor(8) as pool:
             while len(pids) < 2 and time.monotonic() < deadline:
                 calls = [pool.submit(server.call, "GET", "/healthz") for _ in range(8)]
-                calls += [pool.submit(server.post_image, data, "?boxes=" + json.dumps(BOXES)) for _ in range(4)]
+                calls += [pool.submit(server.post_image, data, query(boxes=BOXES)) for _ in range(4)]
                 for call in calls:
                     answer = call.result()
                     assert answer.status == 200, answer.body
