@@ -2,12 +2,16 @@
 
 Usage: python benchmarks/serve_load.py [--model hg2] [--size 256] [--backend eager] [--precision bf16]
                                        [--max-batch 8] [--max-wait-ms 10] [--clients 16] [--requests 96]
-                                       [--single 12] [--photo PATH]
+                                       [--single 12] [--photo PATH] [--json]
+
+The default photo is ``real-samples/coco/000000000785.jpg`` of the shared data beside the repository (or
+under ``$HOURGLASS_SHARED_DATA``).
 
 Saves an untrained checkpoint of ``--model`` (speed does not depend on the weights), then in one run:
 
 1. ``hourglass bench CK --batch 2*max_batch --json``: the runtime alone at the batch the server's network
-   sees (the flip test doubles each crop), so its crops/s is bench's images/s / 2;
+   sees (the flip test doubles each crop), so its crops/s is bench's images/s / 2; run before and after
+   the server, the mean counts;
 2. ``hourglass serve`` (a real process) with ``--max-batch`` and ``--max-wait-ms``; each request is one
    photo (JPEG bytes, the whole picture as one person, flip test on);
 3. one client, ``--single`` requests one after another; then ``--clients`` clients (threads, one
@@ -41,7 +45,8 @@ from hourglass.device import cpu_name
 from hourglass.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTO = REPO.parent / "shared" / "data" / "real-samples" / "coco" / "000000000785.jpg"
+SHARED = Path(os.environ.get("HOURGLASS_SHARED_DATA") or REPO.parent / "shared" / "data")
+PHOTO = SHARED / "real-samples" / "coco" / "000000000785.jpg"
 
 
 def post(conn: http.client.HTTPConnection, data: bytes) -> float:
@@ -122,8 +127,13 @@ def main() -> None:
         ck = str(save_checkpoint(Path(tmp) / "m.safetensors", create_model(args.model).eval(), meta))
         runtime = ["--backend", args.backend, "--precision", args.precision]
         bench_cmd = [*hourglass, "bench", ck, *runtime, "--batch", str(2 * args.max_batch), "--iters", "5", "--json"]
-        bench = json.loads(subprocess.run(bench_cmd, check=True, capture_output=True, text=True).stdout)
-        bench_crops = bench["throughput"] / 2  # the flip test: two network images per crop
+
+        def bench() -> float:
+            """``hourglass bench``'s crops/s: its images/s over 2 (the flip test: two network images per crop)."""
+            done = subprocess.run(bench_cmd, check=True, capture_output=True, text=True)
+            return json.loads(done.stdout)["throughput"] / 2
+
+        bench_before = bench()
         port = free_port()
         serve_cmd = [*hourglass, "serve", "--checkpoint", ck, "--port", str(port), *runtime]
         serve_cmd += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
@@ -147,16 +157,20 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(120)
+        bench_after = bench()  # before and after the server: a shared machine's load drifts
+    bench_crops = (bench_before + bench_after) / 2
     rows = {"one at a time": (single, single_wall), f"{args.clients} clients": (many, many_wall)}
     print(
         f"{args.model} {args.size}x{args.size}, {args.backend} {args.precision}, flip test on, photo {args.photo.name}"
     )
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}")
     print(
-        f"hourglass bench --batch {2 * args.max_batch}: {bench['throughput']:.2f} images/s = {bench_crops:.2f} crops/s"
+        f"hourglass bench --batch {2 * args.max_batch}: {bench_crops:.2f} crops/s = {2 * bench_crops:.2f} images/s "
+        f"(before the server {bench_before:.2f}, after {bench_after:.2f} crops/s)"
     )
     print(f"{'':16} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
-    out = {"bench_crops_per_s": bench_crops, "mean_batch": batch, "args": {k: str(v) for k, v in vars(args).items()}}
+    out = {"bench_crops_per_s": [bench_before, bench_after], "mean_batch": batch}
+    out["args"] = {k: str(v) for k, v in vars(args).items()}
     for name, (lat, wall) in rows.items():
         ms = np.asarray(lat) * 1000
         rate = len(lat) / wall
