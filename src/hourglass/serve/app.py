@@ -387,7 +387,10 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, lo
 
         from hourglass.checkpoint.io import read_meta
 
+        from .service import predictor_options
+
         read_meta(settings.checkpoint)
+        predictor_options(settings)
         os.environ[SETTINGS_ENV] = settings.to_json()
         app = "hourglass.serve.app:app_from_env"
         config = uvicorn.Config(app, host, port, factory=True, workers=settings.workers, log_level=log_level)
@@ -396,12 +399,13 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, lo
     server = uvicorn.Server(
         uvicorn.Config(create_app(PoseService.from_settings(settings)), host, port, log_level=log_level)
     )
-    # uvicorn re-raises the signal that stopped it once it has drained; a handler that does nothing makes
-    # SIGTERM end in a plain return (exit status 0) after the drain instead of a death by signal.
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # uvicorn re-raises the signal that stopped it once it has drained; handlers that do nothing make
+    # SIGTERM and Ctrl+C end in a plain return (exit status 0) after the drain instead of a death by signal.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         raise ConfigError(f"the server did not start on {host}:{port} (is the port taken? see the lines above)")

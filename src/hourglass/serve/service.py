@@ -26,7 +26,7 @@ from hourglass.inference.predictor import BOX_PADDING
 
 from .batching import Batcher, QueueFull
 from .metrics import Metrics
-from .tracking import IouTracker, Tracker
+from .tracking import Tracker, new_tracker
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,24 @@ class ServeSettings:
         return cls(**raw)
 
 
+def predictor_options(settings: ServeSettings) -> dict[str, Any]:
+    """Keyword arguments for ``Predictor.from_checkpoint`` beyond the runtime's: the person detector, if any.
+
+    Raises:
+        ConfigError: ``--detector`` given to a version of hourglass whose Predictor takes none.
+    """
+    from hourglass.inference.predictor import Predictor
+
+    if settings.detector is None:
+        return {}
+    if "detector" not in inspect.signature(Predictor.from_checkpoint).parameters:
+        raise ConfigError(
+            f"--detector {settings.detector}: this version of hourglass has no person detector; "
+            "send boxes with each picture instead"
+        )
+    return {"detector": settings.detector}
+
+
 class RequestError(Exception):
     """A request answered with an error status and ``{"error": message}``."""
 
@@ -116,7 +134,7 @@ class PoseService:
         predictor: Any,
         settings: ServeSettings,
         meta: Any | None = None,
-        tracker_factory: Callable[[], Tracker] = IouTracker,
+        tracker_factory: Callable[[], Tracker] = new_tracker,
     ) -> None:
         self.predictor = predictor
         self.settings = settings
@@ -138,14 +156,7 @@ class PoseService:
         from hourglass.checkpoint.io import read_meta
         from hourglass.inference.predictor import Predictor
 
-        options: dict[str, Any] = {}
-        if settings.detector is not None:
-            if "detector" not in inspect.signature(Predictor.from_checkpoint).parameters:
-                raise ConfigError(
-                    f"--detector {settings.detector}: this version of hourglass has no person detector; "
-                    "send boxes with each picture instead"
-                )
-            options["detector"] = settings.detector
+        options = predictor_options(settings)
         predictor = Predictor.from_checkpoint(
             settings.checkpoint,
             backend=settings.backend,

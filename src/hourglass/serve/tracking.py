@@ -3,7 +3,7 @@
 :class:`Tracker` is what ``/v1/stream`` needs: given the people of a frame, one id each, the same id
 for the same person from frame to frame. :class:`IouTracker` is a minimal stand-in (greedy matching of
 boxes by IoU with the previous frame) until the video tracker of ``hourglass.inference`` takes its place:
-``create_app(..., tracker_factory=...)`` is the one place to point at it.
+:func:`new_tracker` is the one place to point at it (``PoseService(tracker_factory=...)`` overrides it).
 """
 
 from __future__ import annotations
@@ -60,3 +60,8 @@ class IouTracker:
                 self._next += 1
         self._boxes, self._ids = boxes, [int(i) for i in ids if i is not None]
         return list(self._ids)
+
+
+def new_tracker() -> Tracker:
+    """The tracker of one new stream connection."""
+    return IouTracker()
