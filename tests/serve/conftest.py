@@ -13,9 +13,12 @@ from servers import API_KEY, CORS_ORIGIN, Server, serve
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained hg1 with 16 channels at 64x64, MPII skeleton, written by the real checkpoint writer."""
+    import torch
+
     from hourglass.checkpoint.io import save_checkpoint
     from hourglass.models import create_model
 
+    torch.manual_seed(0)
     meta = {
         "model": {"name": "hg1", "kwargs": {"num_channels": 16}},
         "data": {"input_size": [64, 64], "skeleton": "mpii_16"},

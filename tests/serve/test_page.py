@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -81,12 +82,15 @@ def test_page_draws_people_on_a_photo_and_on_camera_frames(keyed_server: Server,
             assert min(seen["counts"]) > 100, seen["counts"]  # both people's skeletons, each in its colour
             assert "network" in page.text_content("#timing") and "round trip" in page.text_content("#timing")
 
-            x, y = page.evaluate("window.hourglassPage.last.people[0].keypoints[0]")[:2]
+            last = page.evaluate("window.hourglassPage.last")
+            x, y, _ = next(k for k in last["people"][0]["keypoints"] if 20 < k[0] < 1260 and 20 < k[1] < 700)
             box = page.locator("#canvas").bounding_box()
             page.mouse.move(box["x"] + x * box["width"] / 1280, box["y"] + y * box["height"] / 720)
             page.wait_for_selector("#tip:not([hidden])", timeout=5_000)
-            score = page.evaluate("window.hourglassPage.last.people[0].keypoints[0][2]")
-            assert page.text_content("#tip") == f"person 1 · r_ankle: {score:.2f}"
+            tip = re.fullmatch(r"person (\d) · (\w+): (-?\d+\.\d\d)", page.text_content("#tip"))
+            assert tip is not None, page.text_content("#tip")  # the joint nearest the pointer, with its score
+            joint = last["skeleton"]["joints"].index(tip.group(2))
+            assert f"{last['people'][int(tip.group(1)) - 1]['keypoints'][joint][2]:.2f}" == tip.group(3)
             page.screenshot(path=str(ARTIFACTS / "serve-page-photo.png"))
 
             page.click("#camera")
