@@ -385,11 +385,9 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, lo
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        from hourglass.checkpoint.io import read_meta
+        from .service import checkpoint_meta, predictor_options
 
-        from .service import predictor_options
-
-        read_meta(settings.checkpoint)
+        checkpoint_meta(settings)
         predictor_options(settings)
         os.environ[SETTINGS_ENV] = settings.to_json()
         app = "hourglass.serve.app:app_from_env"

@@ -92,6 +92,14 @@ class ServeSettings:
         return cls(**raw)
 
 
+def checkpoint_meta(settings: ServeSettings) -> Any:
+    """The checkpoint's :class:`~hourglass.checkpoint.meta.CheckpointMeta` (its header only), for ``/v1/model``
+    and for checking a checkpoint before worker processes start."""
+    from hourglass.checkpoint.io import read_meta
+
+    return read_meta(settings.checkpoint)
+
+
 def predictor_options(settings: ServeSettings) -> dict[str, Any]:
     """Keyword arguments for ``Predictor.from_checkpoint`` beyond the runtime's: the person detector, if any.
 
@@ -153,7 +161,6 @@ class PoseService:
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> PoseService:
         """Load the checkpoint (one read) into a Predictor and read its metadata for ``/v1/model``."""
-        from hourglass.checkpoint.io import read_meta
         from hourglass.inference.predictor import Predictor
 
         options = predictor_options(settings)
@@ -166,7 +173,7 @@ class PoseService:
             device=settings.device,
             **options,
         )
-        return cls(predictor, settings, read_meta(settings.checkpoint))
+        return cls(predictor, settings, checkpoint_meta(settings))
 
     def skeleton_json(self) -> dict[str, Any]:
         skel = self.predictor.skeleton
