@@ -68,10 +68,10 @@ def test_extras_table_matches_pyproject() -> None:
     optional = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]
 
     def names(requirements: list[str]) -> set[str]:
-        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in requirements}
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("-", "_") for r in requirements}
 
-    for extra, modules in EXTRAS.items():  # here each distribution's import name is its own name
-        assert names(optional[extra]) - {DISTRIBUTION} == set(modules), extra
+    for extra, modules in EXTRAS.items():  # each distribution's import name is its own name ('-' read as '_')
+        assert names(optional[extra]) - {DISTRIBUTION.replace("-", "_")} == set(modules), extra
     assert set(re.findall(r"\w+", optional["all"][0].split("[", 1)[1])) == set(EXTRAS)
     core = names(tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"])
     assert not core & {m for ms in EXTRAS.values() for m in ms}

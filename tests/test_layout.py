@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"models", "checkpoint", "inference"},
     "cli": {
-        *("demo", "training", "evaluation", "inference"),
+        *("demo", "training", "evaluation", "inference", "serve"),
         *("checkpoint", "data", "models", "metrics", "config", "errors"),
     },
     "demo": {  # `hourglass demo`: wires training, evaluation and pictures, beside the CLI
@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "evaluation": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
     "inference": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
+    "serve": {"inference", "checkpoint", "data", "device", "extras", "errors"},  # `hourglass serve`, over inference
     "checkpoint": {"data", "models", "config", "files", "extras", "errors"},
     "data": {"metrics", "config", "files", "extras", "errors"},  # metrics: the MPII head size
     "metrics": {"extras", "errors"},  # extras: pycocotools for COCO AP

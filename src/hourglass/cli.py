@@ -585,6 +585,70 @@ def weights_path(
     typer.echo(str(path))
 
 
+@app.command()
+def serve(
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help=".safetensors checkpoint, or a name from `weights list`, or a URL")
+    ],
+    detector: Annotated[
+        str | None, typer.Option("--detector", help="person detector for pictures sent without boxes")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to bind (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+    backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
+    flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test unless a request says otherwise")] = True,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="most person crops in one network call")] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", help="longest wait for a batch to fill after its first crop")
+    ] = 5.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="most crops waiting or running; more gets 503 + Retry-After")
+    ] = 64,
+    timeout_ms: Annotated[float, typer.Option("--timeout-ms", help="a request's time limit (504 past it)")] = 30000.0,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="largest request body (413 over it)")] = 20.0,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="largest picture, width x height (413 over it, not decoded)")
+    ] = 50_000_000,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="HOURGLASS_API_KEY", help="require Authorization: Bearer KEY (not /healthz)"),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option("--cors-origin", help="an origin browsers may call from (repeat; none: closed)")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="processes behind the port, each with the model")] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's: warning, info, debug")] = "info",
+) -> None:
+    """Serve a checkpoint over HTTP: POST /v1/predict, a WebSocket stream, /metrics and a web page at /."""
+
+    def go() -> None:
+        from hourglass.serve.app import serve
+        from hourglass.serve.service import ServeSettings
+
+        settings = ServeSettings(
+            checkpoint=checkpoint,
+            detector=detector,
+            backend=backend,
+            precision=precision,
+            device=device,
+            flip=flip,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            timeout_ms=timeout_ms,
+            max_body_bytes=int(max_body_mb * 2**20),
+            max_pixels=max_pixels,
+            api_key=api_key,
+            cors_origins=tuple(cors_origin or ()),
+            workers=workers,
+        )
+        serve(settings, host, port, log_level)
+
+    run_guarded(go)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point (``hourglass`` and ``python -m hourglass``)."""
     return app(args=argv if argv is not None else sys.argv[1:], prog_name="hourglass")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from hourglass.data import MPII_16, DataError, HeatmapCodec
 from hourglass.data.dataset import KeypointDataset, Record
-from hourglass.data.images import read_image, to_network_input
+from hourglass.data.images import decode_image, image_header_size, read_image, to_network_input
 from hourglass.inference.predictor import Predictor
+from image_bytes import png_bomb
 
 
 def _tagged_jpeg(path: Path, orientation: int) -> np.ndarray:
@@ -73,3 +76,35 @@ def test_network_input_is_rgb_over_255() -> None:
     assert to_network_input(rgb[0]).shape == (3, 3, 4)
     with pytest.raises(ValueError, match="uint8 RGB"):
         to_network_input(rgb.astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", [".png", ".jpg", "progressive", "exif"])
+def test_header_size_without_decoding(kind: str, tmp_path: Path) -> None:
+    """The size from the header alone equals the decoded bitmap's, for baseline and progressive JPEGs, PNGs,
+    and a JPEG whose EXIF segment comes before the frame header."""
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    if kind == "progressive":
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", progressive=True)
+        data = buf.getvalue()
+    elif kind == "exif":
+        _tagged_jpeg(tmp_path / "t.jpg", 1)
+        data, rgb = (tmp_path / "t.jpg").read_bytes(), np.zeros((40, 100, 3))
+    else:
+        data = cv2.imencode(kind, rgb)[1].tobytes()
+    assert image_header_size(data) == rgb.shape[:2]
+    assert decode_image(data).shape == rgb.shape
+
+
+def test_header_of_a_bomb_and_of_non_images() -> None:
+    bomb = png_bomb(20000, 20000)
+    assert len(bomb) < 100_000 and image_header_size(bomb) == (20000, 20000)  # 1.2 GB as RGB: never decoded here
+    with pytest.raises(DataError, match=r"upload is not a PNG or JPEG image \(it starts with b'GIF89a"):
+        image_header_size(b"GIF89a....", "upload")
+    with pytest.raises(DataError, match="a PNG without its IHDR header"):
+        image_header_size(b"\x89PNG\r\n\x1a\n\x00", "upload")
+    jpeg = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    with pytest.raises(DataError, match="a JPEG without a frame header"):
+        image_header_size(jpeg[:20], "upload")
+    with pytest.raises(DataError, match="upload is unreadable"):
+        decode_image(jpeg[: jpeg.index(b"\xff\xda")], "upload")  # every header, no image data

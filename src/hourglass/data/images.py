@@ -21,6 +21,7 @@ A 180-degree turn keeps the size, so with a recorded size the stored bitmap is u
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -70,6 +71,79 @@ def read_image(
                 f"{expected_size[1]} and height {expected_size[0]} (a different or resized image?)"
             )
         image = turned
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_header_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """``(H, W)`` of a PNG or JPEG held in ``data``, read from its header alone (no pixel is decoded).
+
+    For refusing a picture too large to decode (a decompression bomb: a few kilobytes of file that
+    inflate to gigabytes) before decoding it. The size is that of the stored bitmap; an EXIF turn keeps
+    the number of pixels.
+
+    Raises:
+        DataError: ``data`` is not a PNG or JPEG, or its header is cut short; the message names ``name``.
+
+    Example:
+        >>> import cv2
+        >>> ok, png = cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))
+        >>> image_header_size(png.tobytes())
+        (30, 40)
+    """
+    head = bytes(data[:2])
+    if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
+        if len(data) < 24 or bytes(data[12:16]) != b"IHDR":
+            raise DataError(f"{name}: a PNG without its IHDR header (truncated?)")
+        width, height = struct.unpack(">II", bytes(data[16:24]))
+    elif head == b"\xff\xd8":
+        height, width = _jpeg_frame_size(data, name)
+    else:
+        raise DataError(f"{name} is not a PNG or JPEG image (it starts with {bytes(data[:8])!r})")
+    if width == 0 or height == 0:
+        raise DataError(f"{name}: its header gives a size of {width}x{height} pixels")
+    return int(height), int(width)
+
+
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0..SOF15 (C4 DHT, C8 JPG, CC DAC are not)
+
+
+def _jpeg_frame_size(data: bytes, name: str) -> tuple[int, int]:
+    """``(H, W)`` from the first start-of-frame segment of a JPEG, walking the segments before it."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise DataError(f"{name}: a corrupt JPEG (no segment marker at byte {i})")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # segments without a length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", bytes(data[i + 2 : i + 4]))
+        if marker in _JPEG_FRAMES:
+            if i + 9 > len(data):
+                break
+            return struct.unpack(">HH", bytes(data[i + 5 : i + 9]))
+        if marker == 0xDA or length < 2:  # image data before any frame header, or a broken length
+            break
+        i += 2 + length
+    raise DataError(f"{name}: a JPEG without a frame header (truncated or corrupt)")
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of PNG or JPEG bytes (an upload, a frame), as :func:`read_image` reads a file.
+
+    The EXIF orientation is applied. Check :func:`image_header_size` first to refuse a picture too large
+    to decode.
+
+    Raises:
+        DataError: not a PNG or JPEG, or not decodable; the message names ``name``.
+    """
+    image_header_size(data, name)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{name} is unreadable (a corrupt or truncated PNG or JPEG)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

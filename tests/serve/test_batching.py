@@ -1,0 +1,77 @@
+"""Dynamic batching with a real Predictor: crops of concurrent callers share network calls and come back equal
+to running each alone; a full queue refuses whole; a caller that gave up is skipped; closing drains."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hourglass.data.images import read_image
+from hourglass.inference.predictor import Predictor
+from hourglass.serve.batching import Batcher, QueueFull
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoint: Path) -> Predictor:
+    return Predictor.from_checkpoint(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def crops(predictor: Predictor, photo: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    rgb = read_image(photo)
+    cut = [predictor.crop(rgb, (x, 40, 200, 400)) for x in (0, 150, 300, 450, 600, 750)]
+    return np.stack([c for c, _ in cut]), [m for _, m in cut]
+
+
+def test_concurrent_callers_share_a_batch_and_get_their_own_answers(predictor: Predictor, crops) -> None:
+    images, matrices = crops
+    batches: list[int] = []
+    batcher = Batcher(predictor, max_batch=4, max_wait_ms=2000, on_batch=lambda n, _: batches.append(n))
+    batcher.start()
+    results: dict[int, object] = {}
+
+    def caller(i: int) -> None:
+        flip = i % 2 == 0
+        results[i] = (flip, batcher.submit(images[i : i + 1], matrices[i : i + 1], flip=flip)[0].result(30))
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(4)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    batcher.close()
+    assert time.perf_counter() - started < 1.9  # the batch filled: no wait for the 2 s limit
+    assert batches == [4]  # four callers, one pick-up
+    for i, (flip, r) in results.items():
+        alone = Predictor(predictor.runtime, predictor.codec, predictor.skeleton, flip=flip)
+        keypoints, scores, _ = alone.predict_crops(images[i : i + 1], matrices[i : i + 1])
+        assert np.allclose(r.keypoints, keypoints[0], atol=1e-4) and np.allclose(r.scores, scores[0], atol=1e-5)
+        assert r.batch == 2  # two flipped and two plain crops: two network calls of 2
+
+
+def test_queue_cap_cancel_and_drain(predictor: Predictor, crops) -> None:
+    images, matrices = crops
+    batches: list[int] = []
+    batcher = Batcher(predictor, max_batch=4, max_wait_ms=300, max_queue=3, on_batch=lambda n, _: batches.append(n))
+    batcher.start()
+    first = batcher.submit(images[:1], matrices[:1], flip=False)
+    with pytest.raises(QueueFull, match="holds 1 crops of at most 3; this request has 3"):
+        batcher.submit(images[:3], matrices[:3], flip=False)
+    assert batcher.depth == 1
+    gave_up = batcher.submit(images[1:2], matrices[1:2], flip=False)
+    assert gave_up[0].cancel()  # its caller gave up while the batch waited to fill
+    last = batcher.submit(images[2:3], matrices[2:3], flip=False)
+    batcher.close()  # drains what is queued, then refuses
+    assert first[0].result(0).keypoints.shape == (16, 2) and last[0].result(0).scores.shape == (16,)
+    with pytest.raises(CancelledError):
+        gave_up[0].result(0)
+    assert batches == [2]  # the cancelled crop never reached the network
+    assert batcher.depth == 0
+    with pytest.raises(QueueFull, match="shutting down"):
+        batcher.submit(images[:1], matrices[:1], flip=False)
