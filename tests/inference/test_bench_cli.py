@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,8 +13,9 @@ from typer.testing import CliRunner
 from hourglass.checkpoint.convert import princeton_key
 from hourglass.checkpoint.io import load_model, save_checkpoint
 from hourglass.cli import app
-from hourglass.inference.bench import benchmark
+from hourglass.inference.bench import benchmark, peak_engines, peak_runtime
 from hourglass.models.summary import count_macs
+from hourglass.peak import measure_peak, reference_conv
 
 REQUIRED = {"backend", "precision", "batch", "latency_ms", "gflops"}
 
@@ -27,6 +29,31 @@ def test_benchmark_figures_are_consistent(tiny) -> None:
     assert r.latency_p10_ms <= r.latency_ms <= r.latency_p90_ms
     assert r.peak_gflops > 0 and r.peak_share == pytest.approx(r.gflops / r.peak_gflops)
     assert r.peak_engine in ("torch", "openvino") and r.peak_rss_mib > 50
+    assert r.peak_gflops_min <= r.peak_gflops <= r.peak_gflops_max and r.peak_rounds == 5
+    again = benchmark(tiny, "eager", "fp32", batch=1, input_size=(3, 32, 32), iters=2, warmup=1)
+    assert again.peak == r.peak and again.input_size == (32, 32)  # one fixed reference per run; C H W read
+    assert again.peak_share == pytest.approx(again.gflops / r.peak_gflops)
+
+
+def conv_precisions(request: Any) -> list[str]:
+    """The precision each convolution of a compiled OpenVINO request runs at (its runtime model's nodes)."""
+    ops = request.get_compiled_model().get_runtime_model().get_ordered_ops()
+    info = [op.get_rt_info() for op in ops]
+    return [i["runtimePrecision"].astype(str) for i in info if i["layerType"].astype(str) == "Convolution"]
+
+
+def test_int8_is_compared_with_an_int8_peak() -> None:
+    """``bench --precision int8`` divides by the speed of an int8 convolution: OpenVINO's, made as its int8
+    runtime is (NNCF), whose convolution runs in int8; the bf16 peak's runs in bf16 or fp32."""
+    engines = peak_engines("int8")
+    assert list(engines) == ["openvino"]
+    peak = measure_peak("int8", engines, rounds=2, iters=1, warmup=1, size=16)
+    assert (peak.precision, peak.engine, peak.rounds) == ("int8", "openvino", 2) and peak.gflops > 0
+    conv, x, _ = reference_conv("int8", size=16)
+    int8 = conv_precisions(peak_runtime(conv, x, "int8").infer_request(tuple(x.shape)))
+    assert int8 and set(int8) <= {"i8", "u8"}, int8
+    f32 = conv_precisions(peak_runtime(conv, x, "fp32").infer_request(tuple(x.shape)))
+    assert f32 and not set(f32) & {"i8", "u8"}, f32
 
 
 @pytest.fixture(scope="module")
