@@ -5,6 +5,7 @@ The top level holds the model builders and, imported on first use, what a user o
 and ``hourglass.Predictor`` (images in, keypoints out).
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .models import Hourglass, ResidualBlock, StackedHourglass, create_model, list_models
@@ -13,7 +14,14 @@ if TYPE_CHECKING:
     from .checkpoint.io import load_model
     from .inference.predictor import Predictor
 
-__version__ = "0.1.0"
+DISTRIBUTION = "hourglass-pose"
+"""The name ``pip`` knows the package by."""
+
+try:
+    __version__ = version(DISTRIBUTION)
+    """The installed distribution's version (its metadata, written from ``pyproject.toml``)."""
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Hourglass",

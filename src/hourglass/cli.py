@@ -8,6 +8,7 @@ its traceback.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sys
 import warnings
@@ -19,8 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from typer.core import TyperCommand
 
-from hourglass.errors import HourglassError
+from hourglass.errors import ConfigError, HourglassError
 from hourglass.metrics.mpii import PCKH_COLUMNS
 
 if TYPE_CHECKING:
@@ -39,10 +41,79 @@ err_console = Console(stderr=True)
 
 T = TypeVar("T")
 
+SIZE_OPTION = "--input-size"
 InputSize = Annotated[
-    tuple[int, int, int] | None,
-    typer.Option("--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"),
+    list[str] | None,
+    typer.Option(
+        SIZE_OPTION,
+        metavar="[C] H W",
+        help="H W of one input, or C H W with C the model's channels (default: 3 256 256, or C 64 64 for a lone "
+        "hourglass)",
+    ),
 ]
+HeightWidth = Annotated[
+    list[str] | None,
+    typer.Option(
+        SIZE_OPTION,
+        metavar="[C] H W",
+        help="H W of the input, or C H W with C the model's channels (3 for images); default: the checkpoint's",
+    ),
+]
+
+
+class SizedCommand(TyperCommand):
+    """A command whose ``--input-size`` takes ``H W`` or ``C H W``: click gives an option a fixed count of
+    values, so the numbers that follow ``--input-size`` are handed to click as one option each (see
+    :func:`spread_sizes`) and the command reads them with :func:`size_numbers`."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_sizes(args))
+
+
+def spread_sizes(args: list[str], option: str = SIZE_OPTION) -> list[str]:
+    """``[..., "--input-size", "3", "64", "64", ...]`` -> ``[..., "--input-size", "3", "--input-size", "64", ...]``.
+
+    The whole numbers right after ``option`` are its values. With none (the option last, or followed by
+    another option) it is given an empty value, so that the count check reports it in one line; a value
+    that is not a whole number is left to follow the option, for :func:`size_numbers` to refuse.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            out += args[i - 1 :]
+            break
+        if arg != option:
+            out.append(arg)
+            continue
+        numbers = []
+        while i < len(args) and re.fullmatch(r"[0-9]+", args[i]):
+            numbers.append(args[i])
+            i += 1
+        if numbers:
+            out += [word for n in numbers for word in (option, n)]
+        elif i < len(args) and not args[i].startswith("-"):
+            out.append(option)
+        else:
+            out.append(f"{option}=")
+    return out
+
+
+def size_numbers(values: list[str] | None) -> tuple[int, ...] | None:
+    """The numbers given to ``--input-size`` (None when it was not given); the library checks their count
+    (:func:`hourglass.models.summary.image_size`).
+
+    Raises:
+        ConfigError: a value that is not a whole number.
+    """
+    if not values:
+        return None
+    words = [w for v in values for w in v.split()]
+    if not all(re.fullmatch(r"[0-9]+", w) for w in words):
+        raise ConfigError(f"{SIZE_OPTION} {' '.join(values)}: expected whole numbers, H W or C H W")
+    return tuple(int(w) for w in words)
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
@@ -65,6 +136,25 @@ def run_guarded(fn: Callable[[], T]) -> T:
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """``warnings.showwarning`` for the command line: the message alone, one line on stderr."""
     err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's name and version (its metadata), then exit."""
+    if value:
+        from hourglass import DISTRIBUTION, __version__
+
+        typer.echo(f"{DISTRIBUTION} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Stacked Hourglass Networks for 2D keypoint estimation."""
 
 
 # --- display: tables and result lines (the only display code of the package) ---------------------------
@@ -144,23 +234,20 @@ def format_result(r: BenchResult) -> str:
         f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
     ]
     if r.peak_gflops:
-        lines.append(
-            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {r.precision}, {r.peak_engine}); "
-            f"share {100 * r.peak_share:.1f}%"
-        )
+        lines.append(f"  peak      {r.peak.describe()}; share {100 * r.peak_share:.1f}%")
     lines.append(f"  memory    {r.peak_rss_mib:.0f} MiB peak RSS (process); build {r.build_s:.1f} s")
     lines.append(f"  machine   {r.cpu}, {r.threads} threads")
     if r.accuracy:
         a = r.accuracy
         lines.append(
-            f"  accuracy  PCKh@0.5 {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
+            f"  accuracy  PCKh@0.5 (official, 14 joints) {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
             f"({a['pckh_diff']:+.2f} points); {100 * a['within_1px']:.1f}% of keypoints within 1 heatmap px "
             f"({a['instances']} validation figures)"
         )
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def summary(
     model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
     input_size: InputSize = None,
@@ -168,11 +255,11 @@ def summary(
 ) -> None:
     """Layer table with output shapes and parameters (torchinfo), total parameters and multiply-adds."""
     from hourglass.models import create_model
-    from hourglass.models.summary import default_input_size, summarize
+    from hourglass.models.summary import input_shape, summarize
 
     def go() -> None:
         net = create_model(model)
-        s = summarize(net, input_size or default_input_size(net), depth=depth)
+        s = summarize(net, input_shape(net, size_numbers(input_size)), depth=depth)
         console.print(s.table, highlight=False, soft_wrap=True)
         console.print(f"Input size: {' x '.join(map(str, s.input_size))}")
         console.print(f"Total parameters: {s.parameters:,}")
@@ -181,7 +268,7 @@ def summary(
     run_guarded(go)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def probe(
     model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
     layer: Annotated[list[str], typer.Option("--layer", help="dotted layer name, repeatable")],
@@ -189,12 +276,12 @@ def probe(
 ) -> None:
     """Run one forward pass with hooks and print each named layer's output shape."""
     from hourglass.models import create_model
-    from hourglass.models.summary import default_input_size
+    from hourglass.models.summary import input_shape
     from hourglass.models.summary import probe as probe_layers
 
     def go() -> None:
         net = create_model(model)
-        shapes = probe_layers(net, layer, input_size or default_input_size(net))
+        shapes = probe_layers(net, layer, input_shape(net, size_numbers(input_size)))
         for name in layer:
             typer.echo(f"{name}\t{tuple(shapes[name])}")
 
@@ -400,12 +487,7 @@ def predict(
         raise typer.Exit(1)
 
 
-HeightWidth = Annotated[
-    tuple[int, int] | None, typer.Option("--input-size", help="H W of the input (default: the checkpoint's)")
-]
-
-
-@app.command()
+@app.command(cls=SizedCommand)
 def export(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=".safetensors checkpoint")],
     format: Annotated[str, typer.Option("--format", help="onnx, openvino or torchscript")],
@@ -417,7 +499,7 @@ def export(
     """Export a checkpoint (dynamic batch), check it against eager PyTorch and print the max difference."""
     from hourglass.inference.export import export_checkpoint
 
-    result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
+    result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, size_numbers(input_size), all_stacks, fold))
     console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False, soft_wrap=True)
     console.print(
         f"checked against eager on a {tuple(result.sample_shape)} sample: output {tuple(result.output_shape)}, "
@@ -427,7 +509,7 @@ def export(
     )
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def bench(
     model: Annotated[
         str, typer.Argument(help="a preset name (random weights) or a .safetensors checkpoint (--train: a preset)")
@@ -466,7 +548,9 @@ def bench(
         sets = [f"model.name={model}"] + [
             s if "." in s.partition("=")[0] else f"model.kwargs.{s}" for s in overrides or []
         ]
-        row = run_guarded(lambda: benchmark_training(load_config(config, sets), batch, input_size, iters=iters))
+        row = run_guarded(
+            lambda: benchmark_training(load_config(config, sets), batch, size_numbers(input_size), iters=iters)
+        )
         if as_json:
             print(json.dumps(row.to_json()), flush=True)
         else:
@@ -477,7 +561,14 @@ def bench(
         raise typer.Exit(2)
     result = run_guarded(
         lambda: benchmark(
-            model, backend, precision, batch or 1, input_size, iters=iters, fold=fold, accuracy_num=accuracy
+            model,
+            backend,
+            precision,
+            batch or 1,
+            size_numbers(input_size),
+            iters=iters,
+            fold=fold,
+            accuracy_num=accuracy,
         )
     )
     if as_json:
