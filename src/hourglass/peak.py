@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hourglass.device import autocast_context
+from hourglass.device import autocast_context, eager_precision
 from hourglass.errors import ConfigError
 
 PEAK_CONV: dict[str, Any] = {"channels": 256, "size": 64, "batch": {"fp32": 2, "bf16": 8, "int8": 8}}
@@ -63,13 +63,14 @@ class Peak:
 
 
 def torch_engine(conv: nn.Conv2d, x: torch.Tensor, precision: str) -> Callable[[], object]:
-    """Eager PyTorch: fp32 as given, bf16 with channels_last weights and input under CPU autocast."""
+    """Eager PyTorch, set up as the eager runtime is (:func:`hourglass.device.eager_precision`): fp32 as given,
+    bf16 with channels_last weights and input under CPU autocast."""
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"PyTorch runs the peak convolution in fp32 or bf16, not {precision!r}")
-    if precision == "bf16":  # on a copy: the other engines get the convolution as it was
+    channels_last, amp = eager_precision(precision)
+    if channels_last:  # on a copy: the other engines get the convolution as it was
         conv = copy.deepcopy(conv).to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    amp = "bf16" if precision == "bf16" else "none"
 
     def call() -> object:
         with torch.inference_mode(), autocast_context(torch.device("cpu"), amp):

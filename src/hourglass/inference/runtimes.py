@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
-from hourglass.device import autocast_context, resolve_device
+from hourglass.device import autocast_context, eager_precision, resolve_device
 from hourglass.errors import ConfigError, InputError
 from hourglass.extras import extra_installed, require_extra, require_extras
 
@@ -124,7 +124,7 @@ class TorchRuntime(Runtime):
         self.backend = "compile" if compile else "eager"
         self.precision = precision
         self.device = torch.device(device)
-        self.channels_last = precision == "bf16"
+        self.channels_last, self.amp = eager_precision(precision)
         net = net.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.net = torch.compile(net) if compile else net
 
@@ -132,8 +132,7 @@ class TorchRuntime(Runtime):
         x = torch.from_numpy(images).to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        bf16 = self.precision == "bf16"
-        with torch.inference_mode(), autocast_context(self.device, "bf16" if bf16 else "none"):
+        with torch.inference_mode(), autocast_context(self.device, self.amp):
             return self.net(x).float().cpu().contiguous().numpy()
 
 
