@@ -171,3 +171,15 @@ def test_version_is_the_installed_distributions() -> None:
 
     assert run("--version").strip() == f"hourglass-pose {version('hourglass-pose')}"
     assert hourglass.__version__ == version("hourglass-pose")
+
+
+@pytest.mark.parametrize("numbers", [["64"], ["3", "64", "64"], []], ids=["one", "three", "none"])
+def test_synth_image_size_of_a_wrong_count_is_one_line(numbers: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--num", "1", "--image-size", *numbers])
+    assert result.exit_code == 1, result.output
+    n = len(numbers)
+    want = f"error: synth: --image-size '{' '.join(numbers)}': expected H W, got {n} number{'s' * (n != 1)}"
+    assert result.output.strip() == want
+    assert not out.exists()
+    assert run("synth", "--out", str(out), "--num", "1", "--image-size", "48", "64").startswith("wrote 1 images")

@@ -26,6 +26,8 @@ from hourglass.errors import ConfigError, HourglassError
 from hourglass.metrics.mpii import PCKH_COLUMNS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hourglass.evaluation.evaluate import EvalResult
     from hourglass.inference.bench import BenchResult
 
@@ -42,6 +44,7 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 SIZE_OPTION = "--input-size"
+IMAGE_SIZE_OPTION = "--image-size"
 InputSize = Annotated[
     list[str] | None,
     typer.Option(
@@ -62,12 +65,15 @@ HeightWidth = Annotated[
 
 
 class SizedCommand(TyperCommand):
-    """A command whose ``--input-size`` takes ``H W`` or ``C H W``: click gives an option a fixed count of
-    values, so the numbers that follow ``--input-size`` are handed to click as one option each (see
-    :func:`spread_sizes`) and the command reads them with :func:`size_numbers`."""
+    """A command whose ``--input-size`` takes ``H W`` or ``C H W`` (``synth``'s ``--image-size``: ``H W``): click
+    gives an option a fixed count of values, so the numbers that follow the option are handed to click as one
+    option each (see :func:`spread_sizes`), the command reads them with :func:`size_numbers`, and the library
+    checks their count, so that a wrong count is one line."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, spread_sizes(args))
+        for option in (SIZE_OPTION, IMAGE_SIZE_OPTION):
+            args = spread_sizes(args, option)
+        return super().parse_args(ctx, args)
 
 
 def spread_sizes(args: list[str], option: str = SIZE_OPTION) -> list[str]:
@@ -101,9 +107,9 @@ def spread_sizes(args: list[str], option: str = SIZE_OPTION) -> list[str]:
     return out
 
 
-def size_numbers(values: list[str] | None) -> tuple[int, ...] | None:
-    """The numbers given to ``--input-size`` (None when it was not given); the library checks their count
-    (:func:`hourglass.models.summary.image_size`).
+def size_numbers(values: list[str] | None, option: str = SIZE_OPTION) -> tuple[int, ...] | None:
+    """The numbers given to ``option`` (None when it was not given); the library checks their count
+    (:func:`hourglass.models.summary.image_size`, :func:`hourglass.data.synthetic.write_synthetic`).
 
     Raises:
         ConfigError: a value that is not a whole number.
@@ -112,7 +118,8 @@ def size_numbers(values: list[str] | None) -> tuple[int, ...] | None:
         return None
     words = [w for v in values for w in v.split()]
     if not all(re.fullmatch(r"[0-9]+", w) for w in words):
-        raise ConfigError(f"{SIZE_OPTION} {' '.join(values)}: expected whole numbers, H W or C H W")
+        forms = "H W or C H W" if option == SIZE_OPTION else "H W"
+        raise ConfigError(f"{option} {' '.join(values)}: expected whole numbers, {forms}")
     return tuple(int(w) for w in words)
 
 
@@ -354,20 +361,26 @@ def eval_mpii(
     run_guarded(go)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def synth(
     out: Annotated[str, typer.Option("--out", help="folder to create (images/ and annotations)")],
     num: Annotated[int, typer.Option("--num", help="number of images, one figure each")],
     format: Annotated[str, typer.Option("--format", help="coco or mpii")] = "coco",
     seed: Annotated[int, typer.Option("--seed", help="figure seed")] = 0,
-    image_size: Annotated[tuple[int, int], typer.Option("--image-size", help="H W of each image")] = (128, 128),
+    image_size: Annotated[
+        list[str] | None, typer.Option(IMAGE_SIZE_OPTION, metavar="H W", help="H W of each image (default: 128 128)")
+    ] = None,
     image_format: Annotated[str, typer.Option("--image-format", help="png or jpg")] = "png",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing folder")] = False,
 ) -> None:
     """Write synthetic figures (MPII_16 joints) as real image files with COCO or MPII annotations."""
     from hourglass.data.synthetic import write_synthetic
 
-    path = run_guarded(lambda: write_synthetic(out, num, format, seed, image_size, image_format, overwrite))
+    def go() -> Path:
+        size = size_numbers(image_size, IMAGE_SIZE_OPTION)
+        return write_synthetic(out, num, format, seed, (128, 128) if size is None else size, image_format, overwrite)
+
+    path = run_guarded(go)
     console.print(f"wrote {num} images and {format} annotations to {path}", highlight=False)
 
 
