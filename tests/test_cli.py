@@ -111,5 +111,75 @@ def test_bench_flags_reach_the_measurement(checkpoint) -> None:
     text = run(*args, "--input-size", "32", "32", "--iters", "2", "--accuracy", "2", "--no-fold")
     assert f"{checkpoint}: openvino bf16, batch 2, 32x32, BatchNorm kept" in " ".join(text.split())
     assert re.search(r"latency\s+[\d.]+ ms median", text) and "throughput" in text
-    assert re.search(r"peak\s+[\d.]+ GFLOP/s \(3x3 conv, bf16, (torch|openvino)\)", text)
-    assert re.search(r"accuracy\s+PCKh@0.5 [\d.]+ vs fp32 eager [\d.]+ .*\(2 validation figures\)", text)
+    peak = r"peak\s+[\d.]+ GFLOP/s \(3x3 conv, bf16, (torch|openvino); median of 5 rounds, [\d.]+-[\d.]+\); share"
+    assert re.search(peak, text)
+    official = r"accuracy\s+PCKh@0.5 \(official, 14 joints\) [\d.]+ vs fp32 eager [\d.]+ .*\(2 validation figures\)"
+    assert re.search(official, " ".join(text.split()))
+
+
+SIZED = {
+    "summary": lambda ckpt, out: ["summary", "hg1", "--depth", "1"],
+    "probe": lambda ckpt, out: ["probe", "hg1", "--layer", "stem"],
+    "export": lambda ckpt, out: ["export", "--checkpoint", str(ckpt), "--format", "torchscript", "--out", str(out)],
+    "bench": lambda ckpt, out: ["bench", str(ckpt), "--iters", "1"],
+    "bench --train": lambda ckpt, out: ["bench", "hg1", "--train", "--set", "num_channels=16", "--iters", "1"],
+}
+
+
+@pytest.mark.parametrize("numbers", [["256"], ["1", "3", "64", "64"], []], ids=["one", "four", "none"])
+@pytest.mark.parametrize("command", list(SIZED))
+def test_input_size_of_a_wrong_count_is_one_line(command: str, numbers: list[str], checkpoint, tmp_path) -> None:
+    out = tmp_path / "model.pt"
+    result = CliRunner().invoke(app, [*SIZED[command](checkpoint, out), "--input-size", *numbers])
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: input size '{' '.join(numbers)}': expected H W (or C H W, C = 3 for this model)")
+    assert line.endswith(f"got {len(numbers)} number{'' if len(numbers) == 1 else 's'}") and not out.exists()
+
+
+@pytest.mark.parametrize("command", list(SIZED))
+def test_input_size_forms_are_in_each_help_and_a_wrong_channel_count_is_one_line(command, checkpoint, tmp_path) -> None:
+    boxed = run(command.split()[0], "--help")
+    help_text = " ".join(re.sub("[│╭╮╰╯─]", " ", boxed).split())  # rich's panel, unwrapped
+    assert "--input-size [C] H W" in help_text and "or C H W with C the model's channels" in help_text
+    result = CliRunner().invoke(app, [*SIZED[command](checkpoint, tmp_path / "m.pt"), "--input-size", "1", "64", "64"])
+    assert result.exit_code == 1
+    assert (
+        result.output.strip() == "error: input size '1 64 64': C = 1 but the model takes 3 channels; give H W or 3 H W"
+    )
+    result = CliRunner().invoke(app, [*SIZED[command](checkpoint, tmp_path / "m.pt"), "--input-size", "64x64"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: --input-size 64x64: expected whole numbers, H W or C H W"
+
+
+def test_input_size_takes_h_w_or_c_h_w_alike(checkpoint, tmp_path: Path) -> None:
+    """``summary`` and ``probe`` (C H W so far) read H W too; ``export`` (H W) reads C H W too, as ``bench`` and
+    ``bench --train`` do (the same reading, tested in tests/inference/test_bench_cli.py and tests/training)."""
+    hw, chw = (
+        run("summary", "hg1", "--depth", "1", "--input-size", *size) for size in (["64", "128"], ["3", "64", "128"])
+    )
+    assert hw == chw and "Input size: 3 x 64 x 128" in hw
+    assert run("probe", "hg1", "--layer", "stem", "--input-size", "64", "64") == "stem\t(1, 256, 16, 16)\n"
+    base = ["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--out", str(tmp_path / "a.pt")]
+    assert "output (3, 16, 12, 12)" in run(*base, "--input-size", "3", "48", "48")
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    import hourglass
+
+    assert run("--version").strip() == f"hourglass-pose {version('hourglass-pose')}"
+    assert hourglass.__version__ == version("hourglass-pose")
+
+
+@pytest.mark.parametrize("numbers", [["64"], ["3", "64", "64"], []], ids=["one", "three", "none"])
+def test_synth_image_size_of_a_wrong_count_is_one_line(numbers: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "figures"
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--num", "1", "--image-size", *numbers])
+    assert result.exit_code == 1, result.output
+    n = len(numbers)
+    want = f"error: synth: --image-size '{' '.join(numbers)}': expected H W, got {n} number{'s' * (n != 1)}"
+    assert result.output.strip() == want
+    assert not out.exists()
+    assert run("synth", "--out", str(out), "--num", "1", "--image-size", "48", "64").startswith("wrote 1 images")

@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"models", "checkpoint", "inference"},
     "cli": {
+        "__init__",  # __version__ for --version
         *("demo", "training", "evaluation", "inference", "serve"),
         *("checkpoint", "data", "models", "metrics", "config", "errors"),
     },
@@ -29,11 +30,15 @@ ALLOWED: dict[str, set[str]] = {
     },
     "training": {
         "evaluation",  # validation during training
-        "inference",  # train_bench's peak convolution (inference/bench.py), until it moves to a shared leaf
         *("checkpoint", "data", "models", "losses", "metrics", "config", "device", "files", "extras", "errors"),
+        "peak",  # bench --train's share of peak
     },
     "evaluation": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
-    "inference": {"checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"},
+    "inference": {
+        *("checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"),
+        "peak",  # bench's share of peak
+    },
+    "peak": {"device", "errors"},  # the machine's peak convolution, shared by both benches
     "serve": {"inference", "checkpoint", "data", "device", "extras", "errors"},  # `hourglass serve`, over inference
     "checkpoint": {"data", "models", "config", "files", "extras", "errors"},
     "data": {"metrics", "config", "files", "extras", "errors"},  # metrics: the MPII head size
@@ -125,6 +130,24 @@ def test_no_cycle_between_rooms() -> None:
     for node in sorted(graph):
         if node not in state:
             visit(node, [node])
+
+
+def test_training_does_not_import_inference() -> None:
+    """No module under ``training/`` imports ``inference/``, lazily or not: bench --train's peak is in ``peak.py``."""
+    assert "inference" not in ALLOWED["training"]
+    users = [f"{path.relative_to(SRC.parent)}:{line}" for path, line in _imports_of("training", "inference")]
+    assert not users, "training imports inference at " + ", ".join(users)
+
+
+def _imports_of(here: str, there: str) -> list[tuple[Path, int]]:
+    """Every ``(file, line)`` where a module of room ``here`` imports room ``there``."""
+    return [
+        (path, line)
+        for path in SOURCES
+        if path != SRC / "__init__.py" and room_of(module_name(path)) == here
+        for name, line in imports(path)
+        if name.startswith("hourglass.") and room_of(name) == there
+    ]
 
 
 def test_nothing_imports_the_cli() -> None:

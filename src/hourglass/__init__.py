@@ -6,6 +6,7 @@ and ``hourglass.Predictor`` (images in, keypoints out). ``create_model(name, pre
 weights by name (``hourglass weights list``); ``hourglass.models.create_model`` builds presets only.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
@@ -17,7 +18,14 @@ if TYPE_CHECKING:
     from .checkpoint.io import load_model
     from .inference.predictor import Predictor
 
-__version__ = "0.1.0"
+DISTRIBUTION = "hourglass-pose"
+"""The name ``pip`` knows the package by."""
+
+try:
+    __version__ = version(DISTRIBUTION)
+    """The installed distribution's version (its metadata, written from ``pyproject.toml``)."""
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Hourglass",

@@ -8,6 +8,7 @@ its traceback.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sys
 import warnings
@@ -19,11 +20,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from typer.core import TyperCommand
 
-from hourglass.errors import HourglassError
+from hourglass.errors import ConfigError, HourglassError
 from hourglass.metrics.mpii import PCKH_COLUMNS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hourglass.evaluation.evaluate import EvalResult
     from hourglass.inference.bench import BenchResult
 
@@ -41,10 +45,84 @@ T = TypeVar("T")
 
 CHECKPOINT_HELP = "a .safetensors checkpoint, a name from `hourglass weights list`, or an http(s)/file URL"
 
+SIZE_OPTION = "--input-size"
+IMAGE_SIZE_OPTION = "--image-size"
 InputSize = Annotated[
-    tuple[int, int, int] | None,
-    typer.Option("--input-size", help="C H W of one input (default: 3 256 256, or C 64 64 for a lone hourglass)"),
+    list[str] | None,
+    typer.Option(
+        SIZE_OPTION,
+        metavar="[C] H W",
+        help="H W of one input, or C H W with C the model's channels (default: 3 256 256, or C 64 64 for a lone "
+        "hourglass)",
+    ),
 ]
+HeightWidth = Annotated[
+    list[str] | None,
+    typer.Option(
+        SIZE_OPTION,
+        metavar="[C] H W",
+        help="H W of the input, or C H W with C the model's channels (3 for images); default: the checkpoint's",
+    ),
+]
+
+
+class SizedCommand(TyperCommand):
+    """A command whose ``--input-size`` takes ``H W`` or ``C H W`` (``synth``'s ``--image-size``: ``H W``): click
+    gives an option a fixed count of values, so the numbers that follow the option are handed to click as one
+    option each (see :func:`spread_sizes`), the command reads them with :func:`size_numbers`, and the library
+    checks their count, so that a wrong count is one line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        for option in (SIZE_OPTION, IMAGE_SIZE_OPTION):
+            args = spread_sizes(args, option)
+        return super().parse_args(ctx, args)
+
+
+def spread_sizes(args: list[str], option: str = SIZE_OPTION) -> list[str]:
+    """``[..., "--input-size", "3", "64", "64", ...]`` -> ``[..., "--input-size", "3", "--input-size", "64", ...]``.
+
+    The whole numbers right after ``option`` are its values. With none (the option last, or followed by
+    another option) it is given an empty value, so that the count check reports it in one line; a value
+    that is not a whole number is left to follow the option, for :func:`size_numbers` to refuse.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            out += args[i - 1 :]
+            break
+        if arg != option:
+            out.append(arg)
+            continue
+        numbers = []
+        while i < len(args) and re.fullmatch(r"[0-9]+", args[i]):
+            numbers.append(args[i])
+            i += 1
+        if numbers:
+            out += [word for n in numbers for word in (option, n)]
+        elif i < len(args) and not args[i].startswith("-"):
+            out.append(option)
+        else:
+            out.append(f"{option}=")
+    return out
+
+
+def size_numbers(values: list[str] | None, option: str = SIZE_OPTION) -> tuple[int, ...] | None:
+    """The numbers given to ``option`` (None when it was not given); the library checks their count
+    (:func:`hourglass.models.summary.image_size`, :func:`hourglass.data.synthetic.write_synthetic`).
+
+    Raises:
+        ConfigError: a value that is not a whole number.
+    """
+    if not values:
+        return None
+    words = [w for v in values for w in v.split()]
+    if not all(re.fullmatch(r"[0-9]+", w) for w in words):
+        forms = "H W or C H W" if option == SIZE_OPTION else "H W"
+        raise ConfigError(f"{option} {' '.join(values)}: expected whole numbers, {forms}")
+    return tuple(int(w) for w in words)
 
 
 def run_guarded(fn: Callable[[], T]) -> T:
@@ -67,6 +145,25 @@ def run_guarded(fn: Callable[[], T]) -> T:
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """``warnings.showwarning`` for the command line: the message alone, one line on stderr."""
     err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's name and version (its metadata), then exit."""
+    if value:
+        from hourglass import DISTRIBUTION, __version__
+
+        typer.echo(f"{DISTRIBUTION} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """Stacked Hourglass Networks for 2D keypoint estimation."""
 
 
 # --- display: tables and result lines (the only display code of the package) ---------------------------
@@ -146,23 +243,20 @@ def format_result(r: BenchResult) -> str:
         f"  compute   {r.gflops:.1f} GFLOP/s ({2 * r.gmacs:.2f} GFLOP per call)",
     ]
     if r.peak_gflops:
-        lines.append(
-            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {r.precision}, {r.peak_engine}); "
-            f"share {100 * r.peak_share:.1f}%"
-        )
+        lines.append(f"  peak      {r.peak.describe()}; share {100 * r.peak_share:.1f}%")
     lines.append(f"  memory    {r.peak_rss_mib:.0f} MiB peak RSS (process); build {r.build_s:.1f} s")
     lines.append(f"  machine   {r.cpu}, {r.threads} threads")
     if r.accuracy:
         a = r.accuracy
         lines.append(
-            f"  accuracy  PCKh@0.5 {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
+            f"  accuracy  PCKh@0.5 (official, 14 joints) {a['pckh']:.2f} vs fp32 eager {a['pckh_reference']:.2f} "
             f"({a['pckh_diff']:+.2f} points); {100 * a['within_1px']:.1f}% of keypoints within 1 heatmap px "
             f"({a['instances']} validation figures)"
         )
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def summary(
     model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
     input_size: InputSize = None,
@@ -170,11 +264,11 @@ def summary(
 ) -> None:
     """Layer table with output shapes and parameters (torchinfo), total parameters and multiply-adds."""
     from hourglass.models import create_model
-    from hourglass.models.summary import default_input_size, summarize
+    from hourglass.models.summary import input_shape, summarize
 
     def go() -> None:
         net = create_model(model)
-        s = summarize(net, input_size or default_input_size(net), depth=depth)
+        s = summarize(net, input_shape(net, size_numbers(input_size)), depth=depth)
         console.print(s.table, highlight=False, soft_wrap=True)
         console.print(f"Input size: {' x '.join(map(str, s.input_size))}")
         console.print(f"Total parameters: {s.parameters:,}")
@@ -183,7 +277,7 @@ def summary(
     run_guarded(go)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def probe(
     model: Annotated[str, typer.Argument(help="a name from `hourglass list-models`")],
     layer: Annotated[list[str], typer.Option("--layer", help="dotted layer name, repeatable")],
@@ -191,12 +285,12 @@ def probe(
 ) -> None:
     """Run one forward pass with hooks and print each named layer's output shape."""
     from hourglass.models import create_model
-    from hourglass.models.summary import default_input_size
+    from hourglass.models.summary import input_shape
     from hourglass.models.summary import probe as probe_layers
 
     def go() -> None:
         net = create_model(model)
-        shapes = probe_layers(net, layer, input_size or default_input_size(net))
+        shapes = probe_layers(net, layer, input_shape(net, size_numbers(input_size)))
         for name in layer:
             typer.echo(f"{name}\t{tuple(shapes[name])}")
 
@@ -269,20 +363,26 @@ def eval_mpii(
     run_guarded(go)
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def synth(
     out: Annotated[str, typer.Option("--out", help="folder to create (images/ and annotations)")],
     num: Annotated[int, typer.Option("--num", help="number of images, one figure each")],
     format: Annotated[str, typer.Option("--format", help="coco or mpii")] = "coco",
     seed: Annotated[int, typer.Option("--seed", help="figure seed")] = 0,
-    image_size: Annotated[tuple[int, int], typer.Option("--image-size", help="H W of each image")] = (128, 128),
+    image_size: Annotated[
+        list[str] | None, typer.Option(IMAGE_SIZE_OPTION, metavar="H W", help="H W of each image (default: 128 128)")
+    ] = None,
     image_format: Annotated[str, typer.Option("--image-format", help="png or jpg")] = "png",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing folder")] = False,
 ) -> None:
     """Write synthetic figures (MPII_16 joints) as real image files with COCO or MPII annotations."""
     from hourglass.data.synthetic import write_synthetic
 
-    path = run_guarded(lambda: write_synthetic(out, num, format, seed, image_size, image_format, overwrite))
+    def go() -> Path:
+        size = size_numbers(image_size, IMAGE_SIZE_OPTION)
+        return write_synthetic(out, num, format, seed, (128, 128) if size is None else size, image_format, overwrite)
+
+    path = run_guarded(go)
     console.print(f"wrote {num} images and {format} annotations to {path}", highlight=False)
 
 
@@ -402,12 +502,7 @@ def predict(
         raise typer.Exit(1)
 
 
-HeightWidth = Annotated[
-    tuple[int, int] | None, typer.Option("--input-size", help="H W of the input (default: the checkpoint's)")
-]
-
-
-@app.command()
+@app.command(cls=SizedCommand)
 def export(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],
     format: Annotated[str, typer.Option("--format", help="onnx, openvino or torchscript")],
@@ -419,7 +514,7 @@ def export(
     """Export a checkpoint (dynamic batch), check it against eager PyTorch and print the max difference."""
     from hourglass.inference.export import export_checkpoint
 
-    result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, input_size, all_stacks, fold))
+    result = run_guarded(lambda: export_checkpoint(checkpoint, format, out, size_numbers(input_size), all_stacks, fold))
     console.print(f"wrote {', '.join(map(str, result.files))}", highlight=False, soft_wrap=True)
     console.print(
         f"checked against eager on a {tuple(result.sample_shape)} sample: output {tuple(result.output_shape)}, "
@@ -429,7 +524,7 @@ def export(
     )
 
 
-@app.command()
+@app.command(cls=SizedCommand)
 def bench(
     model: Annotated[
         str,
@@ -472,7 +567,9 @@ def bench(
         sets = [f"model.name={model}"] + [
             s if "." in s.partition("=")[0] else f"model.kwargs.{s}" for s in overrides or []
         ]
-        row = run_guarded(lambda: benchmark_training(load_config(config, sets), batch, input_size, iters=iters))
+        row = run_guarded(
+            lambda: benchmark_training(load_config(config, sets), batch, size_numbers(input_size), iters=iters)
+        )
         if as_json:
             print(json.dumps(row.to_json()), flush=True)
         else:
@@ -483,7 +580,14 @@ def bench(
         raise typer.Exit(2)
     result = run_guarded(
         lambda: benchmark(
-            model, backend, precision, batch or 1, input_size, iters=iters, fold=fold, accuracy_num=accuracy
+            model,
+            backend,
+            precision,
+            batch or 1,
+            size_numbers(input_size),
+            iters=iters,
+            fold=fold,
+            accuracy_num=accuracy,
         )
     )
     if as_json:
@@ -587,9 +691,7 @@ def weights_path(
 
 @app.command()
 def serve(
-    checkpoint: Annotated[
-        str, typer.Option("--checkpoint", help=".safetensors checkpoint, or a name from `weights list`, or a URL")
-    ],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],
     detector: Annotated[
         str | None, typer.Option("--detector", help="person detector for pictures sent without boxes")
     ] = None,

@@ -55,6 +55,14 @@ def autocast_context(device: torch.device, amp: str) -> AbstractContextManager:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def eager_precision(precision: str) -> tuple[bool, str]:
+    """``(channels_last, amp)``: how eager PyTorch runs a network for inference at ``precision``, for the eager
+    and compile runtimes and the peak convolution the benches compare with. bf16 is channels_last weights
+    and inputs under bf16 autocast (oneDNN's fast path, AMX where the CPU has it); fp32 (and anything else)
+    the layout as it is, without autocast."""
+    return (True, "bf16") if precision == "bf16" else (False, "none")
+
+
 def cpu_name() -> str:
     """The CPU model from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
     try:

@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from hourglass.data import HeatmapCodec
+from hourglass.data.dataset import predict_dataset
 from hourglass.data.synthetic import SyntheticFigures
+from hourglass.errors import InputError
 from hourglass.inference.accuracy import accuracy_cost
 from hourglass.inference.runtimes import Runtime, calibration_batches, create_runtime
+from hourglass.metrics import TOTAL_JOINTS, keypoint_pck_accuracy, mpii_pckh
 from hourglass.models import StackedHourglass
 
 
@@ -96,6 +99,31 @@ def test_accuracy_cost_scores_both_runtimes() -> None:
     assert cost.instances == 6 and 0 < cost.keypoints <= 96
     same = accuracy_cost(untrained, untrained, ds)
     assert same.pckh_diff == 0.0 and same.within_1px == 1.0
+
+
+def test_accuracy_reports_the_official_14_joint_pckh() -> None:
+    """``bench --accuracy`` prints its PCKh as the official one: it is metrics' official Total (14 joints, pelvis
+    and thorax left out) on the same predictions, not all 16 joints pooled."""
+    codec = HeatmapCodec((64, 64), (16, 16), sigma=1.0)
+    ds = SyntheticFigures(6, seed=3, codec=codec)
+    targets = {ds[i]["image"].numpy().tobytes(): ds[i]["heatmaps"].numpy() for i in range(len(ds))}
+
+    def torso_wrong(images: np.ndarray) -> np.ndarray:  # the ground truth with pelvis and thorax half a map away
+        maps = np.stack([targets[image.tobytes()] for image in images])
+        maps[:, [6, 7]] = np.roll(maps[:, [6, 7]], 8, axis=(-2, -1))
+        return maps
+
+    cost = accuracy_cost(torso_wrong, torso_wrong, ds, batch_size=4)
+    found = predict_dataset(lambda images: torso_wrong(images.numpy()), ds, codec, 16, batch_size=4)
+    gt = ds.annotations()
+    visible, head = np.asarray(gt["visible"]) > 0, np.asarray(gt["head_size"])
+    official = mpii_pckh(found.keypoints, gt["keypoints"], visible, head, 0.5, "official")["Total"]
+    all_16 = 100 * keypoint_pck_accuracy(found.keypoints, gt["keypoints"], visible, 0.5, head).average
+    assert cost.pckh == cost.pckh_reference == official and cost.pckh_diff == 0.0
+    assert official > 95 and all_16 < official - 5  # here the two poolings differ by the torso's share
+    assert cost.keypoints == int(visible[:, list(TOTAL_JOINTS)].sum()) and cost.instances == 6
+    with pytest.raises(InputError, match=r"heatmaps of shape \(4, 17, 16, 16\) for 4 crops; expected \(4, 16, h, w\)"):
+        accuracy_cost(lambda im: np.zeros((len(im), 17, 16, 16), np.float32), torso_wrong, ds, batch_size=4)
 
 
 def test_device_is_chosen_and_checked(tiny, images, reference) -> None:

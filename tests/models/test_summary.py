@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hourglass import create_model
 from hourglass.models.summary import probe
 
@@ -58,3 +60,25 @@ def test_example_script_retells_the_seed() -> None:
     assert r.returncode == 0, r.stderr
     assert "Total parameters: 3,217,920" in r.stdout
     assert "Your answer is : 3200" in r.stdout
+
+
+def test_input_sizes_are_read_one_way() -> None:
+    """``H W`` or ``C H W`` (C the model's), on every command: :func:`image_size` is the one reading."""
+    from hourglass.errors import ConfigError
+    from hourglass.models import Hourglass
+    from hourglass.models.summary import default_input_size, image_size, input_shape
+
+    assert image_size([128, 96], 3) == image_size((3, 128, 96), 3) == (128, 96)
+    bad = {
+        (256,): "input size '256': expected H W \\(or C H W, C = 3 for this model\\), got 1 number$",
+        (1, 3, 64, 64): "got 4 numbers",
+        (): "input size '': expected H W .* got 0 numbers",
+        (1, 64, 64): "C = 1 but the model takes 3 channels; give H W or 3 H W",
+        (0, 64): "height and width must be positive",
+    }
+    for given, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            image_size(given, 3)
+    seed = Hourglass(num_channels=32, depth=2)
+    assert input_shape(seed) == default_input_size(seed) == (32, 64, 64)
+    assert input_shape(seed, [16, 8]) == input_shape(seed, [32, 16, 8]) == (32, 16, 8)

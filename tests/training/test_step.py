@@ -113,6 +113,18 @@ def test_bench_train_times_the_configured_step() -> None:
     assert r.ms_p10 <= r.ms_per_step <= r.ms_p90 and r.peak_share == 0.0
 
 
+def test_bench_train_input_size_is_the_recipes_unless_given() -> None:
+    """The rule every bench follows (``CheckpointMeta.input_size_or``): the recipe's ``data.input_size``, else
+    ``H W`` or ``3 H W`` as given; another channel count is refused in one line."""
+    sets = ["model.name=hg1", "model.kwargs.num_channels=16", "model.kwargs.depth=2", "data.input_size=[48,32]"]
+    cfg = load_config(None, sets)
+    quick = {"batch": 1, "iters": 1, "warmup": 0, "measure_peak": False}
+    assert benchmark_training(cfg, **quick).input_size == (48, 32)
+    assert benchmark_training(cfg, input_size=(3, 32, 16), **quick).input_size == (32, 16)
+    with pytest.raises(ConfigError, match="input size '1 32 32': C = 1 but the model takes 3 channels"):
+        benchmark_training(cfg, input_size=(1, 32, 32), **quick)
+
+
 def test_cli_bench_train_json() -> None:
     args = ["bench", "hg1", "--train", "--set", "num_channels=16", "--set", "depth=2", "--set", "optim.name=adam"]
     args += ["--set", "train.step=bf16_weights", "--batch", "2", "--input-size", "64", "64", "--iters", "2", "--json"]

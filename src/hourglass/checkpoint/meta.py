@@ -25,6 +25,7 @@ from hourglass.data.build import make_codec
 from hourglass.data.codec import HeatmapCodec
 from hourglass.data.skeletons import Skeleton, get_skeleton, skeleton_spec
 from hourglass.errors import CheckpointError, ConfigError, DataError
+from hourglass.models.summary import image_size
 
 NORMALISATION = "rgb/255"
 """The one input convention: RGB channel order, ``uint8`` pixels divided by 255 (``[0, 1]``), no mean or std."""
@@ -96,12 +97,17 @@ class CheckpointMeta:
         """``(H, W)`` of the network input: the codec's, else :data:`DEFAULT_INPUT_SIZE`."""
         return self.codec.input_size if self.codec is not None else DEFAULT_INPUT_SIZE
 
-    def input_size_or(self, given: Sequence[int] | None) -> tuple[int, int]:
-        """``given`` ``(H, W)`` as ints when there is one, else :attr:`input_size` (the checkpoint's or 256x256).
+    def input_size_or(self, given: Sequence[int] | None, channels: int = 3) -> tuple[int, int]:
+        """``given`` as ``(H, W)`` when there is one, else :attr:`input_size` (the checkpoint's or 256x256).
 
-        The one rule for "the checkpoint's input size unless one is given" (runtimes, bench, export).
+        The one rule for "the checkpoint's input size unless one is given" (runtimes, bench, bench --train,
+        export). ``given`` may be ``H W`` or ``C H W`` with ``C`` equal to ``channels``, the model's input
+        channels (:func:`hourglass.models.summary.image_size`).
+
+        Raises:
+            ConfigError: ``given`` has another count of numbers, another ``C``, or a size below 1.
         """
-        return self.input_size if given is None else (int(given[0]), int(given[1]))
+        return self.input_size if given is None else image_size(given, channels)
 
     @property
     def num_joints(self) -> int | None:

@@ -23,16 +23,16 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from hourglass.errors import DataError
+from hourglass.errors import DataError, InputError
 
 from .codec import HeatmapCodec
 from .images import read_image, to_network_input
@@ -41,6 +41,7 @@ from .transforms import (
     Augmentation,
     AugmentParams,
     colour_jitter,
+    crop_to_image_matrices,
     get_affine_matrix,
     mirror_matrix,
     transform_points,
@@ -291,6 +292,74 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         else:
             out[key] = list(column)
     return out
+
+
+@dataclass(frozen=True)
+class DatasetPredictions:
+    """Keypoints predicted for every record of a dataset, in its order (rows of skipped records stay NaN).
+
+    Attributes:
+        keypoints: ``(N, K, 2)`` image pixels.
+        scores: ``(N, K)`` heatmap maxima (0 for skipped records).
+        crop_keypoints: ``(N, K, 2)`` the crop pixels they came from.
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    crop_keypoints: np.ndarray
+
+
+HeatmapsOf = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
+"""``images (B, C, H, W)`` float32 CPU tensor -> heatmaps ``(B, K, h, w)`` (tensor or array) of the last stack."""
+
+
+def predict_dataset(
+    heatmaps_of: HeatmapsOf,
+    dataset: KeypointDataset | Subset,
+    codec: HeatmapCodec,
+    num_joints: int,
+    batch_size: int = 32,
+    num_workers: int = 0,
+) -> DatasetPredictions:
+    """The one loop "dataset -> heatmaps -> crop matrices -> image coordinates" (evaluation and the runtimes'
+    accuracy check): batches of ``dataset`` in order, their heatmaps by ``heatmaps_of``, decoded by ``codec``
+    (argmax + quarter-pixel shift) to crop pixels and mapped back by the inverse of each crop's affine matrix.
+
+    Args:
+        heatmaps_of: :data:`HeatmapsOf` (a model's forward, with flip test or not; a runtime).
+        dataset: a :class:`KeypointDataset` or a :class:`~torch.utils.data.Subset` of one.
+        codec: the dataset's codec (crops of ``codec.input_size``).
+        num_joints: ``K``; heatmaps with another count are refused.
+
+    Raises:
+        InputError: heatmaps of another shape than ``(B, num_joints, h, w)`` for a batch of ``B`` crops.
+    """
+    n = len(dataset)
+    keypoints = np.full((n, num_joints, 2), np.nan)
+    crop_keypoints = np.full((n, num_joints, 2), np.nan)
+    scores = np.zeros((n, num_joints))
+    rows_of = _rows(dataset)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+    for batch in loader:
+        images = batch["image"]
+        heatmaps = heatmaps_of(images)
+        if tuple(heatmaps.shape[:2]) != (len(images), num_joints) or len(heatmaps.shape) != 4:
+            raise InputError(
+                f"{getattr(dataset, 'source', 'dataset')}: heatmaps of shape {tuple(heatmaps.shape)} for "
+                f"{len(images)} crops; expected ({len(images)}, {num_joints}, h, w), one map per joint"
+            )
+        meta = batch["meta"]
+        rows = [rows_of[int(i)] for i in meta["index"]]
+        matrices = crop_to_image_matrices(meta, codec.input_size)
+        keypoints[rows], scores[rows], crop_keypoints[rows] = codec.decode_to_image(heatmaps, matrices)
+    return DatasetPredictions(keypoints, scores, crop_keypoints)
+
+
+def _rows(dataset: Dataset) -> dict[int, int]:
+    """Map a sample's ``meta["index"]`` (record index) to its row in the output."""
+    if isinstance(dataset, Subset):
+        return {int(i): row for row, i in enumerate(dataset.indices)}
+    return {i: i for i in range(len(dataset))}
 
 
 def worker_init_fn(worker_id: int) -> None:

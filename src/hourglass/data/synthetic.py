@@ -448,6 +448,11 @@ def write_synthetic(
         raise DataError(f"synth: image format must be 'png' or 'jpg', got {image_format!r}")
     if num < 1:
         raise DataError(f"synth: --num must be at least 1, got {num}")
+    if len(image_size) != 2:
+        n = len(image_size)
+        raise DataError(
+            f"synth: --image-size '{' '.join(map(str, image_size))}': expected H W, got {n} number{'s' * (n != 1)}"
+        )
     if min(image_size) < 32:
         raise DataError(f"synth: --image-size must be at least 32 x 32 pixels, got {tuple(image_size)}")
     out = Path(out)

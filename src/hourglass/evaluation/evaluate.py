@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Subset
 
 from hourglass.checkpoint.hub import parse_source
 from hourglass.checkpoint.io import load_model
@@ -33,9 +33,8 @@ from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data import DataError, HeatmapCodec, flip_test
 from hourglass.data.coco import coco_result
-from hourglass.data.dataset import KeypointDataset, collate
+from hourglass.data.dataset import KeypointDataset, predict_dataset
 from hourglass.data.mpii_files import read_mpii_ground_truth, read_mpii_predictions
-from hourglass.data.transforms import crop_to_image_matrices
 from hourglass.device import autocast_context, resolve_device
 from hourglass.errors import ConfigError
 from hourglass.files import atomic_write
@@ -83,35 +82,25 @@ def predict_keypoints(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints ``(N, K, 2)`` in image pixels and scores ``(N, K)`` for every record of ``dataset``.
 
-    The last stack's heatmaps ``(B, K, h, w)`` are decoded by ``codec`` (argmax + quarter-pixel shift) to
-    crop pixels and mapped back with the inverse of the crop's affine matrix. With ``flip``, the heatmaps
-    of the mirrored crop are flipped back (joints swapped, one-pixel shift) and averaged with the plain ones
-    before decoding (Newell et al.; HRNet's ``flip_test``). Rows of records that were skipped as
-    unreadable stay NaN.
+    The last stack's heatmaps ``(B, K, h, w)`` go through :func:`~hourglass.data.dataset.predict_dataset`
+    (decoded by ``codec``, argmax + quarter-pixel shift, to crop pixels and mapped back with the inverse of
+    the crop's affine matrix). With ``flip``, the heatmaps of the mirrored crop are flipped back (joints
+    swapped, one-pixel shift) and averaged with the plain ones before decoding (Newell et al.; HRNet's
+    ``flip_test``). Rows of records that were skipped as unreadable stay NaN.
     """
     model.eval()
-    n = len(dataset)
-    k = len(flip_index)
-    keypoints = np.full((n, k, 2), np.nan)
-    scores = np.zeros((n, k))
-    position = _positions(dataset)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    autocast = autocast_context(device, amp)
-    for batch in loader:
-        images = batch["image"].to(device, memory_format=memory_format)
-        with autocast:
 
-            def forward(x: torch.Tensor) -> torch.Tensor:
-                return last_stack(model(x)).float()
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return last_stack(model(x)).float()
 
-            heatmaps = flip_test(forward, images, flip_index) if flip else forward(images)
-        meta = batch["meta"]
-        rows = [position[int(i)] for i in meta["index"]]
-        keypoints[rows], scores[rows], _ = codec.decode_to_image(
-            heatmaps, crop_to_image_matrices(meta, codec.input_size)
-        )
-    return keypoints, scores
+    def heatmaps_of(images: torch.Tensor) -> torch.Tensor:
+        images = images.to(device, memory_format=memory_format)
+        with autocast_context(device, amp):
+            return flip_test(forward, images, flip_index) if flip else forward(images)
+
+    found = predict_dataset(heatmaps_of, dataset, codec, len(flip_index), batch_size, num_workers)
+    return found.keypoints, found.scores
 
 
 def evaluate_model(
@@ -237,13 +226,6 @@ def evaluate(
     atomic_write(out_json, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
     result.json_path = out_json
     return result
-
-
-def _positions(dataset: Dataset) -> dict[int, int]:
-    """Map a sample's ``meta["index"]`` (record index) to its row in the output."""
-    if isinstance(dataset, Subset):
-        return {int(i): row for row, i in enumerate(dataset.indices)}
-    return {i: i for i in range(len(dataset))}
 
 
 def evaluate_mpii_files(

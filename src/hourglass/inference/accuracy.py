@@ -1,12 +1,14 @@
 """The accuracy cost of a faster runtime: PCKh against ground truth, and agreement with the fp32 reference.
 
-Both runtimes see the same crops of a validation set (no flip test, no augmentation). Their last-stack
-heatmaps are decoded by the set's :class:`~hourglass.data.HeatmapCodec` (argmax + quarter-pixel shift),
-mapped back to image pixels with the inverse crop transform, and scored:
+Both runtimes see the same crops of a validation set (no flip test, no augmentation), through the loop
+evaluation uses (:func:`~hourglass.data.dataset.predict_dataset`: last-stack heatmaps decoded by the set's
+:class:`~hourglass.data.HeatmapCodec`, argmax + quarter-pixel shift, mapped back to image pixels with the
+inverse crop transform), and are scored:
 
-- PCKh@0.5: a keypoint counts when it lies within half the head size of the ground truth
-  (``<=``, as the official MPII evaluation), pooled over all labelled keypoints; reported in percent
-  for both runtimes, and their difference in percentage points (candidate minus reference);
+- PCKh@0.5 by the official MPII protocol (:func:`~hourglass.metrics.mpii_pckh`): a keypoint counts when it
+  lies within half the head size of the ground truth (``<=``), pooled over the labelled keypoints of the
+  14 joints other than pelvis and thorax, as ``hourglass eval`` reports it; in percent for both runtimes,
+  and their difference in percentage points (candidate minus reference);
 - ``within_1px``: the fraction of all keypoints (labelled or not) whose decoded position moved by at most
   one heatmap pixel from the reference's.
 """
@@ -17,18 +19,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
 
-from hourglass.data.dataset import KeypointDataset, collate
-from hourglass.data.transforms import crop_to_image_matrices
+from hourglass.data.dataset import KeypointDataset, predict_dataset
 from hourglass.errors import DataError
 from hourglass.inference.runtimes import HeatmapFn
-from hourglass.metrics import keypoint_pck_accuracy
+from hourglass.metrics import TOTAL_JOINTS, mpii_pckh
 
 
 @dataclass(frozen=True)
 class AccuracyCost:
-    """PCKh@0.5 of both runtimes (percent), their difference (points) and the 1-heatmap-pixel agreement."""
+    """Official PCKh@0.5 (14 joints) of both runtimes in percent, their difference in points, the 1-heatmap-pixel
+    agreement, the figures compared and the labelled keypoints the PCKh pools."""
 
     pckh_reference: float
     pckh: float
@@ -47,42 +49,43 @@ def accuracy_cost(
     """Compare ``candidate`` (e.g. an int8 runtime) with ``reference`` (fp32) on ``dataset``.
 
     Args:
-        candidate, reference: ``images (B, 3, H, W) -> heatmaps (B, K, h, w)`` (e.g. :class:`Runtime`).
-        dataset: a validation :class:`~hourglass.data.dataset.KeypointDataset` without augmentation whose
-            records have head sizes (MPII, or :class:`~hourglass.data.synthetic.SyntheticFigures`).
+        candidate, reference: ``images (B, 3, H, W) -> heatmaps (B, 16, h, w)`` (e.g. :class:`Runtime`).
+        dataset: a validation :class:`~hourglass.data.dataset.KeypointDataset` of MPII's 16 joints without
+            augmentation whose records have head sizes (MPII, or :class:`~hourglass.data.synthetic.SyntheticFigures`).
         batch_size: crops per call.
 
     Raises:
-        DataError: a record without a positive head size (naming its index), or an empty dataset.
+        DataError: an empty dataset, or one of another skeleton than MPII's 16 joints.
     """
     if len(dataset) == 0:
         raise DataError(f"{dataset.source}: empty validation set")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    k = dataset.skeleton.num_joints
+    if k != 16:
+        raise DataError(f"{dataset.source}: the official PCKh needs MPII's 16 joints, the skeleton has {k}")
+    found = {
+        name: predict_dataset(_numpy_call(fn), dataset, dataset.codec, k, batch_size)
+        for name, fn in (("candidate", candidate), ("reference", reference))
+    }
     stride = np.asarray(dataset.codec.stride)  # heatmap px per crop px, (x, y)
-    preds: dict[str, list[np.ndarray]] = {"candidate": [], "reference": []}
-    moved: list[np.ndarray] = []
-    for batch in loader:
-        images = batch["image"].numpy()
-        crops = {}
-        for name, fn in (("candidate", candidate), ("reference", reference)):
-            matrices = crop_to_image_matrices(batch["meta"], dataset.codec.input_size)
-            image_kp, _, crop_kp = dataset.codec.decode_to_image(np.asarray(fn(images), dtype=np.float32), matrices)
-            crops[name] = crop_kp
-            preds[name].append(image_kp)
-        moved.append(np.linalg.norm((crops["candidate"] - crops["reference"]) * stride, axis=-1))
+    moved = (found["candidate"].crop_keypoints - found["reference"].crop_keypoints) * stride
     gt = dataset.annotations()
     visible = np.asarray(gt["visible"]) > 0
     head = np.asarray(gt["head_size"], dtype=np.float64)
-    pckh = {
-        name: 100.0 * keypoint_pck_accuracy(np.concatenate(p), gt["keypoints"], visible, 0.5, head).average
-        for name, p in preds.items()
-    }
-    distances = np.concatenate(moved)
+    pckh = {name: mpii_pckh(p.keypoints, gt["keypoints"], visible, head, 0.5)["Total"] for name, p in found.items()}
     return AccuracyCost(
         pckh_reference=pckh["reference"],
         pckh=pckh["candidate"],
         pckh_diff=pckh["candidate"] - pckh["reference"],
-        within_1px=float((distances <= 1.0).mean()),
+        within_1px=float((np.linalg.norm(moved, axis=-1) <= 1.0).mean()),
         instances=len(dataset),
-        keypoints=int(visible.sum()),
+        keypoints=int(visible[:, list(TOTAL_JOINTS)].sum()),
     )
+
+
+def _numpy_call(fn: HeatmapFn) -> Any:
+    """``fn`` taking the loader's image tensor as a float32 array."""
+
+    def call(images: torch.Tensor) -> np.ndarray:
+        return np.asarray(fn(images.numpy()), dtype=np.float32)
+
+    return call

@@ -1,9 +1,10 @@
 """Benchmark one runtime: latency, throughput, achieved GFLOP/s against this machine's measured peak, memory.
 
-One call measures one (model, backend, precision, batch, input size). The machine's peak is measured in
-the same process right before, with one large 3x3 convolution (256 -> 256 channels, 64x64) at the same
-precision, run by eager PyTorch (fp32 in the default layout; bf16 with channels_last + autocast) and by
-OpenVINO (f32/bf16 precision hint; int8 after NNCF quantisation), static shapes; the faster counts.
+One call measures one (model, backend, precision, batch, input size). The machine's peak at the same
+precision (:mod:`hourglass.peak`: one large 3x3 convolution, 256 -> 256 channels, 64x64, run by eager
+PyTorch for fp32 and bf16 and by OpenVINO through its runtime for all three, int8 included; the median of
+five rounds of the faster engine, with the slowest and fastest round as its spread) is measured once per
+process and kept, so every row of a run compares with the same reference.
 GFLOP/s count 2 FLOPs per multiply-add of the network's
 convolutions (:func:`hourglass.models.summary.count_macs`, x2), so BatchNorm, ReLU, pooling and additions
 are not counted, as usual.
@@ -17,11 +18,9 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,15 +28,14 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
-from hourglass.device import autocast_context, cpu_name
+from hourglass.device import cpu_name
 from hourglass.errors import ConfigError
-from hourglass.extras import extra_installed, require_extra, require_extras
+from hourglass.extras import extra_installed, require_extras
 from hourglass.models.summary import count_macs
+from hourglass.peak import Engine, Peak, conv_peak, torch_engine
 
-from .export import input_channels, write_onnx
-from .runtimes import BACKEND_EXTRAS, Runtime, create_runtime, resolve_model, time_runtime
-
-PEAK_CONV = {"channels": 256, "size": 64, "batch": {"fp32": 2, "bf16": 8, "int8": 8}}
+from .export import input_channels
+from .runtimes import BACKEND_EXTRAS, OpenVinoRuntime, Runtime, create_runtime, resolve_model, time_runtime
 
 
 @dataclass
@@ -59,6 +57,9 @@ class BenchResult:
     peak_gflops: float
     peak_share: float
     peak_engine: str
+    peak_gflops_min: float
+    peak_gflops_max: float
+    peak_rounds: int
     peak_rss_mib: float
     build_s: float
     fold: bool
@@ -72,6 +73,18 @@ class BenchResult:
         row["input_size"] = list(self.input_size)
         return row
 
+    @property
+    def peak(self) -> Peak:
+        """The peak this row was compared with."""
+        return Peak(
+            self.precision,
+            self.peak_engine,
+            self.peak_gflops,
+            self.peak_gflops_min,
+            self.peak_gflops_max,
+            self.peak_rounds,
+        )
+
 
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB, macOS bytes)."""
@@ -79,64 +92,54 @@ def peak_rss_mib() -> float:
     return rss / 2**20 if platform.system() == "Darwin" else rss / 1024
 
 
-def conv_peak_gflops(precision: str, iters: int = 10) -> tuple[float, str]:
-    """``(GFLOP/s, engine)`` of the fastest 3x3, 256 -> 256 convolution on ``(N, 256, 64, 64)`` at ``precision``.
+def peak_engines(precision: str) -> dict[str, Engine]:
+    """The engines that run the peak convolution at ``precision`` here: PyTorch (fp32, bf16) and OpenVINO.
 
-    Timed (median of ``iters``) with eager PyTorch (fp32, bf16) and OpenVINO (all three, static shape);
-    the faster engine is this machine's peak for that precision.
+    OpenVINO is built as :func:`~hourglass.inference.runtimes.create_runtime` builds it (the same precision
+    hint, the same NNCF int8 quantisation), so int8 is compared with an int8 convolution.
+
+    Raises:
+        MissingExtraError, ConfigError: int8 without OpenVINO.
     """
-    c, s, n = PEAK_CONV["channels"], PEAK_CONV["size"], PEAK_CONV["batch"][precision]
-    conv = nn.Conv2d(c, c, 3, padding=1).eval()
-    x = torch.rand(n, c, s, s)
-    flops = 2 * n * c * c * 9 * s * s
-    runs: dict[str, Any] = {}
-    if precision != "int8":
-        runs["torch"] = _torch_conv(conv, x, precision)
-    if extra_installed("openvino"):
-        runs["openvino"] = _openvino_conv(conv, x, precision)
-    if not runs:  # int8 without OpenVINO
-        require_extra("openvino", "openvino")
+    engines: dict[str, Engine] = {} if precision == "int8" else {"torch": torch_engine}
+    if all(extra_installed(extra) for extra in BACKEND_EXTRAS["openvino"]):
+        engines["openvino"] = openvino_engine
+    if not engines:
+        require_extras(*BACKEND_EXTRAS["openvino"])
         raise ConfigError(f"no engine here runs a {precision} convolution (int8 needs openvino)")
-    speeds = {
-        name: flops / float(np.median(time_runtime(run, x.numpy(), iters, warmup=3))) / 1e9
-        for name, run in runs.items()
-    }
-    best = max(speeds, key=speeds.__getitem__)
-    return speeds[best], best
+    return engines
 
 
-def _torch_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[Any], None]:
-    if precision == "bf16":
-        conv = conv.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def run(_: Any) -> None:
-        with torch.inference_mode(), autocast_context(torch.device("cpu"), "bf16" if precision == "bf16" else "none"):
-            conv(x)
-
-    return run
+def openvino_engine(conv: nn.Conv2d, x: torch.Tensor, precision: str) -> Callable[[], object]:
+    """:data:`~hourglass.peak.Engine` for OpenVINO: the compiled request of :func:`peak_runtime` for ``x``'s
+    shape; the call is the request's ``infer`` (the output stays in OpenVINO's buffer)."""
+    request = peak_runtime(conv, x, precision).infer_request(tuple(x.shape))
+    data = x.numpy()
+    return lambda: request.infer({0: data})
 
 
-def _openvino_conv(conv: nn.Module, x: torch.Tensor, precision: str) -> Callable[[Any], None]:
-    from .runtimes import quantize_int8
-
-    ov = require_extra("openvino", "openvino")
-
-    core = ov.Core()
-    with tempfile.TemporaryDirectory(prefix="hourglass-peak-") as tmp:
-        path = Path(tmp) / "conv.onnx"
-        write_onnx(conv, x[:2], path)
-        model = core.read_model(str(path))
-    model.reshape({0: list(x.shape)})
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+def peak_runtime(conv: nn.Conv2d, x: torch.Tensor, precision: str) -> OpenVinoRuntime:
+    """The OpenVINO runtime of the peak convolution, made by :func:`create_runtime` as a network's is (int8:
+    NNCF, calibrated on two random inputs of ``x``'s size)."""
+    calibration = None
     if precision == "int8":
         rng = np.random.default_rng(0)
-        model = quantize_int8(model, [rng.random(tuple(x.shape), dtype=np.float32) for _ in range(2)])
-    else:
-        config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
-    request = core.compile_model(model, "CPU", config).create_infer_request()
-    data = x.numpy()
-    return lambda _: request.infer({0: data})
+        calibration = [rng.random((1, *x.shape[1:]), dtype=np.float32) for _ in range(2)]
+    runtime = create_runtime(conv, "openvino", precision, calibration, (x.shape[2], x.shape[3]), fold=False)
+    assert isinstance(runtime, OpenVinoRuntime)
+    return runtime
+
+
+def bench_peak(precision: str) -> Peak:
+    """This machine's ``precision`` peak over :func:`peak_engines`, measured once per process
+    (:func:`hourglass.peak.conv_peak`): every row of a run is compared with the same reference."""
+    return conv_peak(precision, peak_engines(precision))
+
+
+def conv_peak_gflops(precision: str) -> tuple[float, str]:
+    """``(GFLOP/s, engine)`` of :func:`bench_peak`: the median round of the fastest engine."""
+    peak = bench_peak(precision)
+    return peak.gflops, peak.engine
 
 
 def synthetic_validation(meta: CheckpointMeta, input_size: tuple[int, int], num: int, seed: int = 1000) -> Any:
@@ -156,7 +159,7 @@ def benchmark(
     backend: str = "eager",
     precision: str = "fp32",
     batch: int = 1,
-    input_size: tuple[int, int] | None = None,
+    input_size: Sequence[int] | None = None,
     iters: int = 20,
     warmup: int = 3,
     fold: bool = True,
@@ -169,23 +172,26 @@ def benchmark(
     Args:
         model_spec: a preset name (random weights), a ``.safetensors`` checkpoint, or a module.
         backend, precision: as :func:`~hourglass.inference.runtimes.create_runtime` (``best`` allowed).
-        batch: images per call; input_size: ``(H, W)`` (default: the checkpoint's, else 256x256).
+        batch: images per call; input_size: ``(H, W)`` or ``(C, H, W)`` (default: the checkpoint's, else 256x256;
+            :meth:`~hourglass.checkpoint.meta.CheckpointMeta.input_size_or`).
         fold: fold BatchNorm (``False`` benchmarks the plain export, the reference in the targets).
         calibration_num: int8 only: synthetic figures used to calibrate (seed 0).
         accuracy_num: if > 0, compare with the fp32 eager runtime on that many synthetic validation figures
             (seed 1000, disjoint from calibration) and fill ``accuracy`` (:class:`AccuracyCost` fields).
-        measure_peak: time the peak convolution (``peak_gflops``, ``peak_share``); ``False`` leaves them 0.
+        measure_peak: compare with the machine's peak at ``precision`` (:func:`bench_peak`: ``peak_gflops``,
+            its spread ``peak_gflops_min``/``peak_gflops_max`` over ``peak_rounds``, ``peak_share``), measured
+            once per process; ``False`` leaves them 0.
     """
     require_extras(*BACKEND_EXTRAS.get(backend, ()))  # before the minutes of measuring and calibrating
     model, meta = resolve_model(model_spec)
     name = str(model_spec) if not isinstance(model_spec, nn.Module) else type(model_spec).__name__
-    input_size = meta.input_size_or(input_size)
+    input_size = meta.input_size_or(input_size, input_channels(model))
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
     calibration = None
     if precision == "int8":
         calibration = synthetic_validation(meta, input_size, calibration_num, seed=0)
-    peak, peak_engine = conv_peak_gflops(precision) if measure_peak else (0.0, "")
+    peak = bench_peak(precision) if measure_peak else Peak(precision, "", 0.0, 0.0, 0.0, 0)
     start = time.perf_counter()
     runtime: Runtime = create_runtime((model, meta), backend, precision, calibration, input_size, fold=fold)
     images = np.random.default_rng(0).random((batch, input_channels(model), *input_size), dtype=np.float32)
@@ -215,9 +221,12 @@ def benchmark(
         throughput=batch / latency,
         gmacs=gmacs,
         gflops=gflops,
-        peak_gflops=peak,
-        peak_share=gflops / peak if peak else 0.0,
-        peak_engine=peak_engine,
+        peak_gflops=peak.gflops,
+        peak_share=peak.share(gflops) if peak.gflops else 0.0,
+        peak_engine=peak.engine,
+        peak_gflops_min=peak.gflops_min,
+        peak_gflops_max=peak.gflops_max,
+        peak_rounds=peak.rounds,
         peak_rss_mib=peak_rss_mib(),
         build_s=build_s,
         fold=fold,
@@ -231,7 +240,7 @@ def benchmark(
 def openvino_profile(
     model_spec: nn.Module | str | os.PathLike[str],
     precision: str = "bf16",
-    input_size: tuple[int, int] | None = None,
+    input_size: Sequence[int] | None = None,
     iters: int = 10,
     calibration_num: int = 32,
 ) -> list[dict[str, Any]]:
@@ -241,10 +250,8 @@ def openvino_profile(
     Each row: ``node_type``, ``exec_type`` (the kernel, e.g. ``brgconv_avx512_core_bf16``), ``ms``, ``share``,
     ``nodes``.
     """
-    from .runtimes import OpenVinoRuntime
-
     model, meta = resolve_model(model_spec)
-    input_size = meta.input_size_or(input_size)
+    input_size = meta.input_size_or(input_size, input_channels(model))
     calibration = synthetic_validation(meta, input_size, calibration_num, seed=0) if precision == "int8" else None
     runtime = create_runtime((model, meta), "openvino", precision, calibration, input_size)
     assert isinstance(runtime, OpenVinoRuntime)
@@ -255,7 +262,7 @@ def openvino_profile(
     runtime(images)
     for _ in range(iters):
         runtime(images)
-        for info in runtime.requests[images.shape].get_profiling_info():
+        for info in runtime.infer_request(images.shape).get_profiling_info():
             key = (info.node_type, info.exec_type)
             entry = totals.setdefault(key, [0.0, 0.0])
             entry[0] += info.real_time.total_seconds() * 1e3 / iters

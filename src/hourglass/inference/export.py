@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -283,13 +283,16 @@ def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     fmt: ExportFormat,
     out: str | os.PathLike[str],
-    input_size: tuple[int, int] | None = None,
+    input_size: Sequence[int] | None = None,
     all_stacks: bool = False,
     fold: bool = True,
 ) -> ExportResult:
-    """:func:`export_model` of a ``.safetensors`` checkpoint, at its ``data.input_size`` unless given."""
+    """:func:`export_model` of a ``.safetensors`` checkpoint, at its ``data.input_size`` unless ``input_size``
+    (``(H, W)`` or ``(C, H, W)``) is given."""
     from hourglass.checkpoint.io import load_model
 
     check_writable(out)
     model, meta = load_model(checkpoint)
-    return export_model(model, fmt, out, meta.input_size_or(input_size), all_stacks=all_stacks, fold=fold)
+    return export_model(
+        model, fmt, out, meta.input_size_or(input_size, input_channels(model)), all_stacks=all_stacks, fold=fold
+    )

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
-from hourglass.device import autocast_context, resolve_device
+from hourglass.device import autocast_context, eager_precision, resolve_device
 from hourglass.errors import ConfigError, InputError
 from hourglass.extras import extra_installed, require_extra, require_extras
 
@@ -125,7 +125,7 @@ class TorchRuntime(Runtime):
         self.backend = "compile" if compile else "eager"
         self.precision = precision
         self.device = torch.device(device)
-        self.channels_last = precision == "bf16"
+        self.channels_last, self.amp = eager_precision(precision)
         net = net.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.net = torch.compile(net) if compile else net
 
@@ -133,8 +133,7 @@ class TorchRuntime(Runtime):
         x = torch.from_numpy(images).to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        bf16 = self.precision == "bf16"
-        with torch.inference_mode(), autocast_context(self.device, "bf16" if bf16 else "none"):
+        with torch.inference_mode(), autocast_context(self.device, self.amp):
             return self.net(x).float().cpu().contiguous().numpy()
 
 
@@ -187,7 +186,8 @@ class OpenVinoRuntime(Runtime):
         self.model = model
         self.requests: dict[tuple[int, ...], Any] = {}
 
-    def _request(self, shape: tuple[int, ...]) -> Any:
+    def infer_request(self, shape: tuple[int, ...]) -> Any:
+        """The compiled OpenVINO infer request for input ``shape`` (compiled on first use, then kept)."""
         if shape not in self.requests:
             model = self.model.clone()
             model.reshape({0: list(shape)})
@@ -195,7 +195,7 @@ class OpenVinoRuntime(Runtime):
         return self.requests[shape]
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        request = self._request(images.shape)
+        request = self.infer_request(images.shape)
         request.infer({0: images})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
 
@@ -293,7 +293,7 @@ def create_runtime(
     backend: Backend = "best",
     precision: Precision = "fp32",
     calibration: np.ndarray | torch.Tensor | Iterable[Any] | None = None,
-    input_size: tuple[int, int] | None = None,
+    input_size: Sequence[int] | None = None,
     fold: bool = True,
     device: torch.device | str = "cpu",
 ) -> Runtime:
@@ -308,7 +308,8 @@ def create_runtime(
         precision: ``fp32``, ``bf16`` or ``int8`` (int8: OpenVINO only, needs ``calibration``).
         calibration: images for int8 calibration (see :func:`calibration_batches`), e.g. a
             ``hourglass.data`` dataset or an array ``(N, 3, H, W)``.
-        input_size: ``(H, W)``; default: the checkpoint's ``data.input_size``, else 256x256.
+        input_size: ``(H, W)`` or ``(C, H, W)`` with the model's ``C``; default: the checkpoint's
+            ``data.input_size``, else 256x256.
         fold: fold BatchNorm into the convolutions first (``False``: the network as trained, e.g. to
             benchmark a plain ONNX export).
         device: ``cpu`` (default), ``cuda`` or ``cuda:N`` for the PyTorch back-ends (``eager``,
@@ -331,7 +332,7 @@ def create_runtime(
         if backend not in ("eager", "compile"):
             raise ConfigError(f"backend {backend!r} runs on the CPU only; on {device} use eager or compile")
     model, meta = resolve_model(model_or_checkpoint)
-    input_size = meta.input_size_or(input_size)
+    input_size = meta.input_size_or(input_size, input_channels(model))
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)

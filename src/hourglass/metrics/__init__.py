@@ -4,6 +4,7 @@ from .coco import COCO_STATS, coco_keypoint_eval
 from .mpii import (
     PCKH_COLUMNS,
     PROTOCOLS,
+    TOTAL_JOINTS,
     mpii_head_size,
     mpii_pckh,
     mpii_pckh_per_joint,
@@ -16,6 +17,7 @@ __all__ = [
     "COCO_STATS",
     "PCKH_COLUMNS",
     "PROTOCOLS",
+    "TOTAL_JOINTS",
     "PCKResult",
     "bbox_size",
     "coco_keypoint_eval",

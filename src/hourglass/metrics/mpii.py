@@ -40,7 +40,8 @@ MPII_NUM_JOINTS = 16
 HEAD_SIZE_FACTOR = 0.6  # SC_BIAS of the official evaluation
 
 _PELVIS, _THORAX, _NECK, _HEAD_TOP = 6, 7, 8, 9
-_SCORED = tuple(j for j in range(MPII_NUM_JOINTS) if j not in (_PELVIS, _THORAX))
+TOTAL_JOINTS: tuple[int, ...] = tuple(j for j in range(MPII_NUM_JOINTS) if j not in (_PELVIS, _THORAX))
+"""The 14 joints pooled into the Total (all but pelvis and thorax), by every protocol here."""
 _LIMBS = {"Shoulder": (12, 13), "Elbow": (11, 14), "Wrist": (10, 15), "Hip": (2, 3), "Knee": (1, 4), "Ankle": (0, 5)}
 
 
@@ -90,7 +91,7 @@ def summarize_pckh(per_joint: ArrayLike, counts: ArrayLike, protocol: Protocol =
     out = {"Head": float(head)}
     for name, (a, b) in _LIMBS.items():
         out[name] = float(0.5 * (pckh[a] + pckh[b]))
-    idx = list(_SCORED)
+    idx = list(TOTAL_JOINTS)
     if protocol == "bearpaw":
         total = np.nanmean(pckh[idx]) if np.isfinite(pckh[idx]).any() else np.nan
     else:

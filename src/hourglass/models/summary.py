@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,44 @@ def default_input_size(model: nn.Module) -> tuple[int, int, int]:
     if hasattr(model, "in_channels") and hasattr(model, "num_stacks"):
         return (model.in_channels, 256, 256)
     return (getattr(model, "num_channels", 256), 64, 64)
+
+
+def image_size(given: Sequence[int], channels: int) -> tuple[int, int]:
+    """``(H, W)`` of an input size given as ``H W`` or ``C H W``: the one reading of ``--input-size``.
+
+    Every command and function that takes an input size reads it here (through :func:`input_shape` or
+    :meth:`~hourglass.checkpoint.meta.CheckpointMeta.input_size_or`); ``C``, when given, must be the
+    model's input channels ``channels``.
+
+    Raises:
+        ConfigError: another count of numbers, a ``C`` other than ``channels``, or a size below 1.
+
+    Example:
+        >>> image_size([3, 128, 96], channels=3), image_size([128, 96], channels=3)
+        ((128, 96), (128, 96))
+    """
+    sizes = tuple(int(v) for v in given)
+    text = " ".join(map(str, sizes))
+    if len(sizes) not in (2, 3):
+        raise ConfigError(
+            f"input size '{text}': expected H W (or C H W, C = {channels} for this model), got {len(sizes)} "
+            + ("number" if len(sizes) == 1 else "numbers")
+        )
+    if len(sizes) == 3 and sizes[0] != channels:
+        raise ConfigError(
+            f"input size '{text}': C = {sizes[0]} but the model takes {channels} channels; give H W or {channels} H W"
+        )
+    h, w = sizes[-2:]
+    if h < 1 or w < 1:
+        raise ConfigError(f"input size '{text}': height and width must be positive")
+    return h, w
+
+
+def input_shape(model: nn.Module, given: Sequence[int] | None = None) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one input of ``model``: ``given`` as ``H W`` or ``C H W`` (:func:`image_size`), the
+    channels being the model's, or :func:`default_input_size` when nothing is given."""
+    c, h, w = default_input_size(model)
+    return (c, h, w) if given is None else (c, *image_size(given, c))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -7,14 +7,16 @@ exactly as the training loop builds it (model, optimiser, ``train.amp``, ``train
 FLOP convention: a training step counts 3 passes' worth of the forward's convolution multiply-adds
 (forward, gradient of the input, gradient of the weights) at 2 FLOPs each, ``3 * 2 * MACs``; BatchNorm,
 ReLU, pooling, additions and the optimiser are not counted, as in the inference bench. The share of the
-peak compares with the 3x3 convolution peak :func:`~hourglass.inference.bench.conv_peak_gflops` measures in
-the same process, at the step's precision.
+peak compares with the 3x3 convolution peak PyTorch (the engine the step runs on) reaches at the step's
+precision (:func:`hourglass.peak.conv_peak`: measured once per process, the median of five rounds with the
+slowest and fastest round as its spread). The input size is the recipe's ``data.input_size`` unless one is
+given (:meth:`~hourglass.checkpoint.meta.CheckpointMeta.input_size_or`, the rule every bench follows).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,8 +27,10 @@ from hourglass.checkpoint.io import build_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.skeletons import Skeleton
-from hourglass.device import resolve_device
+from hourglass.device import cpu_name, resolve_device
+from hourglass.errors import ConfigError
 from hourglass.models.summary import count_macs
+from hourglass.peak import Peak, conv_peak
 from hourglass.training.distributed import DistInfo, init_distributed, shutdown_distributed
 from hourglass.training.local import resolve_procs, run_local
 from hourglass.training.optim import build_optimizer
@@ -58,6 +62,9 @@ class TrainBenchResult:
     peak_gflops: float
     peak_share: float
     peak_engine: str
+    peak_gflops_min: float
+    peak_gflops_max: float
+    peak_rounds: int
     threads: int
     cpu: str
     procs: int = 1
@@ -67,6 +74,23 @@ class TrainBenchResult:
         row = asdict(self)
         row["input_size"] = list(self.input_size)
         return row
+
+    @property
+    def precision(self) -> str:
+        """``bf16`` under bf16 autocast, else ``fp32``: the precision of the peak the step is compared with."""
+        return "bf16" if self.amp == "bf16" else "fp32"
+
+    @property
+    def peak(self) -> Peak:
+        """The peak this row was compared with."""
+        return Peak(
+            self.precision,
+            self.peak_engine,
+            self.peak_gflops,
+            self.peak_gflops_min,
+            self.peak_gflops_max,
+            self.peak_rounds,
+        )
 
 
 def random_batch(batch: int, input_size: tuple[int, int], num_joints: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -80,15 +104,20 @@ def random_batch(batch: int, input_size: tuple[int, int], num_joints: int, seed:
     }
 
 
+def bench_meta(cfg: Config, num_joints: int = 16) -> CheckpointMeta:
+    """What a run of ``cfg`` would write about itself, on a skeleton of ``model.kwargs.num_joints`` (default
+    ``num_joints``) unnamed joints: the model to build and the input size."""
+    joints = tuple(f"joint{k}" for k in range(cfg.model.kwargs.get("num_joints", num_joints)))
+    return CheckpointMeta.from_config(cfg, Skeleton("bench", joints, tuple(range(len(joints))), (), ()))
+
+
 def build_train_step(
     cfg: Config, device: torch.device, num_joints: int = 16, info: DistInfo | None = None
 ) -> TrainStep:
     """The model (seeded with ``train.seed``), optimiser and step of ``cfg``, as the training loop makes them
     (:func:`~hourglass.training.step.make_train_step`; DDP-wrapped when ``info`` is distributed)."""
     torch.manual_seed(cfg.train.seed)
-    joints = tuple(f"joint{k}" for k in range(cfg.model.kwargs.get("num_joints", num_joints)))
-    skeleton = Skeleton("bench", joints, tuple(range(len(joints))), (), ())
-    model = build_model(CheckpointMeta.from_config(cfg, skeleton))
+    model = build_model(bench_meta(cfg, num_joints))
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -99,7 +128,7 @@ def build_train_step(
 def benchmark_training(
     cfg: Config,
     batch: int | None = None,
-    input_size: tuple[int, int] | None = None,
+    input_size: Sequence[int] | None = None,
     iters: int = 10,
     warmup: int = 3,
     measure_peak: bool = True,
@@ -113,26 +142,25 @@ def benchmark_training(
     Args:
         cfg: model, optimiser and ``train`` settings (``model.kwargs.num_joints`` defaults to 16).
         batch: images per step, over all processes (default ``train.batch_size``).
-        input_size: ``(H, W)`` (default ``data.input_size``).
-        measure_peak: time the peak convolution too (``peak_gflops``, ``peak_share``; 0 when off); it is
-            measured in this process, on all its threads, after the workers have ended.
+        input_size: ``(H, W)`` or ``(3, H, W)`` (default ``data.input_size``: :meth:`CheckpointMeta.input_size_or`).
+        measure_peak: compare with PyTorch's convolution peak (:func:`hourglass.peak.conv_peak`:
+            ``peak_gflops``, its spread, ``peak_share``; 0 when off); it is measured once per process, on all
+            its threads, after the workers have ended.
     """
-    from hourglass.device import cpu_name
-    from hourglass.inference.bench import conv_peak_gflops
-
     batch = cfg.train.batch_size if batch is None else batch
-    h, w = input_size if input_size is not None else cfg.data.input_size
-    if batch < 1 or h < 1 or w < 1:
-        raise ValueError(f"bench --train: batch and input size must be positive, got batch {batch}, {h}x{w}")
+    h, w = bench_meta(cfg).input_size_or(input_size)
+    if batch < 1:
+        raise ConfigError(f"bench --train: batch must be positive, got {batch}")
     device = resolve_device(cfg.train.device)
     procs = resolve_procs(cfg.train.procs, batch, device)
-    args = (cfg, batch, (int(h), int(w)), iters, warmup)
+    args = (cfg, batch, (h, w), iters, warmup)
     timed = run_local(_time_steps, args, procs) if procs > 1 else _time_steps(*args)
     times = np.asarray(timed["walls"])
     seconds = float(np.median(times))
     flop = 3 * 2 * timed["macs_per_sample"] * batch
     precision = "bf16" if cfg.train.amp == "bf16" else "fp32"
-    peak, engine = conv_peak_gflops(precision) if measure_peak and device.type == "cpu" else (0.0, "")
+    measured = measure_peak and device.type == "cpu"
+    peak = conv_peak(precision) if measured else Peak(precision, "", 0.0, 0.0, 0.0, 0)
     gflops = flop / seconds / 1e9
     return TrainBenchResult(
         model=cfg.model.name,
@@ -142,7 +170,7 @@ def benchmark_training(
         channels_last=cfg.train.channels_last,
         optimizer=cfg.optim.name,
         batch=batch,
-        input_size=(int(h), int(w)),
+        input_size=(h, w),
         ms_per_step=1e3 * seconds,
         ms_min=1e3 * float(times.min()),
         ms_p10=1e3 * float(np.percentile(times, 10)),
@@ -151,9 +179,12 @@ def benchmark_training(
         samples_per_s=batch / seconds,
         train_gflop_per_step=flop / 1e9,
         gflops=gflops,
-        peak_gflops=peak,
-        peak_share=gflops / peak if peak else 0.0,
-        peak_engine=engine,
+        peak_gflops=peak.gflops,
+        peak_share=peak.share(gflops) if peak.gflops else 0.0,
+        peak_engine=peak.engine,
+        peak_gflops_min=peak.gflops_min,
+        peak_gflops_max=peak.gflops_max,
+        peak_rounds=peak.rounds,
         threads=timed["threads"],
         cpu=cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
         procs=procs,
@@ -224,10 +255,7 @@ def format_train_result(r: TrainBenchResult) -> str:
         f"  compute   {r.gflops:.1f} GFLOP/s ({r.train_gflop_per_step:.1f} GFLOP per step: {r.flop_convention})",
     ]
     if r.peak_gflops:
-        lines.append(
-            f"  peak      {r.peak_gflops:.1f} GFLOP/s (3x3 conv, {'bf16' if r.amp == 'bf16' else 'fp32'}, "
-            f"{r.peak_engine}); share {100 * r.peak_share:.1f}%"
-        )
+        lines.append(f"  peak      {r.peak.describe()}; share {100 * r.peak_share:.1f}%")
     per = f"{r.procs} processes x {r.threads} threads" if r.procs > 1 else f"{r.threads} threads"
     lines.append(f"  machine   {r.cpu}, {per}")
     return "\n".join(lines)
