@@ -11,6 +11,7 @@ extra                   packages                                           featu
 ``coco``                pycocotools                                        COCO annotations, COCO keypoint AP
 ``tensorboard``         tensorboard                                        TensorBoard scalars while training
 ``torch7``              torchfile                                          ``hourglass convert --from torch7``
+``detect``              onnxruntime                                        ``predict --detector``: person detection
 ``all``                 all of the above
 ======================  =================================================  ==================================
 """
@@ -33,6 +34,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "coco": ("pycocotools",),
     "tensorboard": ("tensorboard",),
     "torch7": ("torchfile",),
+    "detect": ("onnxruntime",),
 }
 """The importable top-level modules each extra provides (``pyproject.toml`` lists their distributions)."""
 
@@ -78,7 +80,7 @@ def extra_installed(extra: str) -> bool:
         >>> extra_installed("no-such-extra")
         Traceback (most recent call last):
         ...
-        KeyError: "unknown extra 'no-such-extra'; expected one of onnx, openvino, coco, tensorboard, torch7"
+        KeyError: "unknown extra 'no-such-extra'; expected one of onnx, openvino, coco, tensorboard, torch7, detect"
     """
     if extra not in EXTRAS:
         raise KeyError(f"unknown extra {extra!r}; expected one of {', '.join(EXTRAS)}")
