@@ -8,9 +8,9 @@ the published ones; the class layers as mmdetection initialises them, so that no
 picture without people: the network's own cost), exported with mmdeploy's NMS tail at its published input size,
 and run by :class:`hourglass.inference.detect.PersonDetector` on a ``--width x --height`` picture: letterbox,
 ONNX Runtime (its default threads), decoding, thresholds and suppression, the whole of one ``--detector`` call.
-Rounds go over every model in turn (``--calls`` timed calls each, after one untimed call), so that a load that comes and goes
-on a shared machine falls on all of them; the median of the rounds is reported, and each model's time as a
-multiple of the fastest one's.
+Rounds go over every model in turn (``--calls`` timed calls each, after one untimed call), so that a load that
+comes and goes on a shared machine falls on all of them; the median of the rounds is reported, and each model's
+time as a multiple of the fastest one's.
 """
 
 from __future__ import annotations
