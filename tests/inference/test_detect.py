@@ -25,6 +25,7 @@ from hourglass.inference.detect import (
     DEFAULT_DETECTOR,
     DETECTORS,
     FAMILIES,
+    RUNTIMES,
     PersonDetector,
     decode_detections,
     family_of,
@@ -93,15 +94,17 @@ def test_decoding_keeps_people_of_positive_size_scaled_back() -> None:
     np.testing.assert_allclose(scores, [0.5])
 
 
-def test_bright_box_lands_on_its_picture_pixels(bright_box: Path) -> None:
-    detector = PersonDetector(bright_box)
+@pytest.mark.parametrize(("runtime", "precision"), RUNTIMES)
+def test_bright_box_lands_on_its_picture_pixels(bright_box: Path, runtime: str, precision: str) -> None:
+    detector = PersonDetector(bright_box, runtime=runtime, precision=precision)
     assert detector.family.name == "yolox" and detector.input_size == (64, 64)
     boxes, scores = detector.detect(_picture())
     np.testing.assert_allclose(boxes, [BOX, (44, 20, 40, 40), (0, 0, 20, 20)])  # rows 0, 1, 3 (input / 0.5)
-    np.testing.assert_allclose(scores, [0.9, 0.8, 0.2], rtol=1e-6)
+    tolerance = 1e-2 if precision == "bf16" else 1e-6  # bf16 keeps 8 bits: 0.9 is 0.8984
+    np.testing.assert_allclose(scores, [0.9, 0.8, 0.2], rtol=tolerance)
     people, people_scores = detector(_picture())  # over 0.3, and the duplicate suppressed (IoU 0.82)
     np.testing.assert_allclose(people, [BOX])
-    np.testing.assert_allclose(people_scores, [0.9], rtol=1e-6)
+    np.testing.assert_allclose(people_scores, [0.9], rtol=tolerance)
     nobody, nobody_scores = detector(_picture(bright=False))
     assert nobody.shape == (0, 4) and nobody_scores.shape == (0,)
 
@@ -197,6 +200,8 @@ def test_bad_detector_files_are_one_line_naming_them(bright_box: Path, checkpoin
     corrupt.write_bytes(b"\x08\x07 this is not a protobuf of a model" * 10)
     with pytest.raises(CheckpointError, match=r"yolox_corrupt\.onnx: not an ONNX model ONNX Runtime can load"):
         PersonDetector(corrupt)
+    with pytest.raises(CheckpointError, match=r"yolox_corrupt\.onnx: not an ONNX model OpenVINO can read"):
+        PersonDetector(corrupt, runtime="openvino")
     heatmaps = tmp_path / "yolox_heatmaps.onnx"  # a valid ONNX file of another layout (an image to maps)
     torch.onnx.export(torch.nn.Conv2d(3, 16, 3), (torch.zeros(1, 3, 32, 32),), str(heatmaps), dynamo=False)
     with pytest.raises(CheckpointError, match=r"yolox_heatmaps\.onnx: expected mmdeploy's detection outputs"):
@@ -225,10 +230,13 @@ def test_bad_detector_files_are_one_line_naming_them(bright_box: Path, checkpoin
         assert "Traceback" not in result.output and not out.exists()
 
 
-def test_a_missing_runtime_names_the_detect_extra(monkeypatch, bright_box: Path) -> None:
+def test_a_missing_runtime_names_its_extra(monkeypatch, bright_box: Path) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'hourglass-pose\[detect\]'"):
         PersonDetector(bright_box)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'hourglass-pose\[openvino\]'"):
+        PersonDetector(bright_box, runtime="openvino")
 
 
 def test_names_and_families() -> None:
@@ -241,3 +249,33 @@ def test_names_and_families() -> None:
         open_detector("yolov8")
     with pytest.raises(ConfigError, match="unknown detector family 'ssd'"):
         PersonDetector("x.onnx", family="ssd")
+    with pytest.raises(ConfigError, match="detector runtime onnxruntime bf16 is not one of"):
+        PersonDetector("yolox.onnx", precision="bf16")
+
+
+def test_a_named_detector_comes_from_the_weights_cache_and_offline_says_where(
+    monkeypatch, checkpoint: Path, bright_box: Path, tmp_path: Path
+) -> None:
+    """``--detector default`` through :func:`hourglass.checkpoint.hub.fetch`: with ``HOURGLASS_OFFLINE=1`` an
+    empty cache is one line saying where to put the file; the published zip put there (here holding the
+    BrightBox graph as its ``end2end.onnx``) is then used with no request. Nothing downloads."""
+    hub = pytest.importorskip("hourglass.checkpoint.hub", reason="the published-weights cache (issue 18)")
+    import zipfile
+
+    monkeypatch.setenv("HOURGLASS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOURGLASS_OFFLINE", "1")
+    image = _write(tmp_path / "group.png", _picture())
+    args = ["predict", str(image), "--checkpoint", str(checkpoint), "--detector", "default"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    zipped = hub.download_path(hub.parse_source(DEFAULT_DETECTOR))
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "HOURGLASS_OFFLINE=1" in lines[0] and str(zipped) in " ".join(result.stderr.split())
+    assert not (tmp_path / "out").exists()
+    zipped.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zipped, "w") as archive:  # the published layout: a folder named after the checkpoint
+        archive.write(bright_box, "yolox_m_8xb8-300e_humanart-c2c7a14a/end2end.onnx")
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert [(r["bbox"], r["box_score"]) for r in results] == [(list(BOX), 0.9)]

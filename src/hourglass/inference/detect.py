@@ -33,7 +33,7 @@ ONNX Runtime comes with the ``[detect]`` extra (also in ``[onnx]`` and ``[all]``
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
     "FAMILIES",
+    "RUNTIMES",
     "DetectorFamily",
     "PersonDetector",
     "decode_detections",
@@ -76,14 +77,14 @@ FAMILIES: dict[str, DetectorFamily] = {
 }
 
 DETECTORS: dict[str, str] = {
-    "yolox-m-humanart": "yolox",
-    "yolox-x-humanart": "yolox",
+    "yolox-m-person": "yolox",
+    "yolox-x-person": "yolox",
     "rtmdet-nano-person": "rtmdet",
 }
 """Published detectors by the name ``--detector`` takes (their files come from :func:`hourglass.checkpoint.hub.fetch`)
 and their family."""
 
-DEFAULT_DETECTOR = "yolox-m-humanart"
+DEFAULT_DETECTOR = "yolox-m-person"
 """What ``--detector default`` runs (docs/PREDICT.md, "Finding the people", says why)."""
 
 
@@ -142,7 +143,7 @@ def decode_detections(
 
 
 class PersonDetector:
-    """A person detector from a local ``.onnx`` file (mmdeploy's ``end2end.onnx``), run with ONNX Runtime.
+    """A person detector from a local ``.onnx`` file (mmdeploy's ``end2end.onnx``), run with ONNX Runtime or OpenVINO.
 
     Args:
         path: the ONNX file.
@@ -151,13 +152,15 @@ class PersonDetector:
         box_threshold: :meth:`__call__` keeps boxes scoring above it (mmpose's demo: 0.3).
         nms_threshold: then drops boxes overlapping a better one by IoU above it (mmpose's demo: 0.3).
         input_size: ``(H, W)`` of the network input when the graph leaves it open (default 640 x 640).
+        runtime: ``"onnxruntime"`` (the ``[detect]`` extra; fp32) or ``"openvino"`` (the ``[openvino]`` extra).
+        precision: ``"fp32"``, or ``"bf16"`` with OpenVINO (its ``INFERENCE_PRECISION_HINT``).
         threads: ONNX Runtime's intra-op threads (None: its default, every core).
 
     Raises:
-        MissingExtraError: ONNX Runtime is not installed (the ``[detect]`` extra).
-        CheckpointError: a missing file, one ONNX Runtime cannot load, or a graph without mmdeploy's
-            detection outputs, naming the file and what was expected.
-        ConfigError: a family that is unknown or that the path does not name.
+        MissingExtraError: the runtime is not installed (naming its extra).
+        CheckpointError: a missing file, one the runtime cannot load, or a graph without mmdeploy's detection
+            outputs, naming the file and what was expected.
+        ConfigError: a family that is unknown or that the path does not name; an unknown runtime or precision.
 
     Example: ``boxes, scores = PersonDetector("yolox_m/end2end.onnx")(rgb)`` gives ``(N, 4)`` ``(x, y, w, h)``
     boxes in ``rgb``'s pixels and their ``(N,)`` scores, best first.
@@ -170,26 +173,23 @@ class PersonDetector:
         box_threshold: float = BOX_THRESHOLD,
         nms_threshold: float = NMS_THRESHOLD,
         input_size: Sequence[int] | None = None,
+        runtime: str = "onnxruntime",
+        precision: str = "fp32",
         threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.family = self._family(family)
         self.box_threshold = float(box_threshold)
         self.nms_threshold = float(nms_threshold)
-        ort = require_extra("onnxruntime", "detect")
-        if not self.path.is_file():
-            raise CheckpointError(f"{self.path}: no such detector file (expected an ONNX person detector)")
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = int(threads)
-        options.log_severity_level = 3  # errors only: ONNX Runtime's warnings would interleave with our output
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{self.path}: not an ONNX model ONNX Runtime can load ({first})") from None
-        self.input_name, self.input_size = self._check_input(input_size)
-        self.output_names = self._check_outputs()
+        if (runtime, precision) not in RUNTIMES:
+            choices = ", ".join(f"{r} {p}" for r, p in RUNTIMES)
+            raise ConfigError(f"detector runtime {runtime} {precision} is not one of: {choices}")
+        self.runtime, self.precision = runtime, precision
+        loader = _load_onnxruntime if runtime == "onnxruntime" else _load_openvino
+        inputs, outputs, compile_graph = loader(self.path, precision, threads)
+        self.input_name, self.input_size = self._check_input(inputs, input_size)
+        self.output_names = self._check_outputs(outputs)
+        self._run = compile_graph(self.input_name, self.input_size, self.output_names)
 
     def _family(self, family: str | None) -> DetectorFamily:
         if family is not None:
@@ -204,31 +204,30 @@ class PersonDetector:
             )
         return found
 
-    def _check_input(self, input_size: Sequence[int] | None) -> tuple[str, tuple[int, int]]:
-        inputs = self.session.get_inputs()
-        shape = list(inputs[0].shape) if len(inputs) == 1 else []
-        if len(shape) != 4 or shape[1] not in (3, "3"):
-            got = ", ".join(f"{i.name} {i.shape}" for i in inputs)
+    def _check_input(self, inputs: list[_Tensor], input_size: Sequence[int] | None) -> tuple[str, tuple[int, int]]:
+        shape = inputs[0][1] if len(inputs) == 1 else []
+        if len(shape) != 4 or shape[1] != 3:
+            got = ", ".join(f"{name} {_shown(dims)}" for name, dims in inputs)
             raise CheckpointError(f"{self.path}: expected one image input (1, 3, H, W), got {got}")
-        fixed = [d if isinstance(d, int) and d > 0 else None for d in shape[2:]]
+        fixed = shape[2:]
         if input_size is not None:
             size = (int(input_size[0]), int(input_size[1]))
             if any(f is not None and f != s for f, s in zip(fixed, size, strict=True)):
-                raise ConfigError(f"{self.path}: input_size {size} differs from the graph's {tuple(shape[2:])}")
+                raise ConfigError(f"{self.path}: input_size {size} differs from the graph's {_shown(fixed)}")
         else:
             size = (fixed[0] or DYNAMIC_INPUT[0], fixed[1] or DYNAMIC_INPUT[1])
-        return inputs[0].name, size
+        return inputs[0][0], size
 
-    def _check_outputs(self) -> tuple[str, str]:
+    def _check_outputs(self, outputs: list[_Tensor]) -> tuple[str, str]:
         """The names of ``dets`` ``(1, N, 5)`` and ``labels`` ``(1, N)`` (by name, else by shape)."""
-        outputs = {o.name: o.shape for o in self.session.get_outputs()}
-        if "dets" in outputs and "labels" in outputs:
+        named = dict(outputs)
+        if "dets" in named and "labels" in named:
             return "dets", "labels"
-        dets = [n for n, s in outputs.items() if len(s) == 3 and s[2] == 5]
-        labels = [n for n, s in outputs.items() if len(s) == 2]
+        dets = [n for n, s in outputs if len(s) == 3 and s[2] == 5]
+        labels = [n for n, s in outputs if len(s) == 2]
         if len(dets) == 1 and len(labels) == 1:
             return dets[0], labels[0]
-        got = ", ".join(f"{n} {s}" for n, s in outputs.items())
+        got = ", ".join(f"{n} {_shown(s)}" for n, s in outputs)
         raise CheckpointError(
             f"{self.path}: expected mmdeploy's detection outputs dets (1, N, 5) and labels (1, N), got {got}"
         )
@@ -250,8 +249,7 @@ class PersonDetector:
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
             raise InputError(f"detector input must be an (H, W, 3) uint8 RGB array, got {arr.dtype} {arr.shape}")
         image, scale = letterbox(arr, self.input_size, self.family)
-        dets, labels = self.session.run(list(self.output_names), {self.input_name: image})
-        dets, labels = np.asarray(dets), np.asarray(labels)
+        dets, labels = (np.asarray(out) for out in self._run(image))
         if dets.ndim != 3 or dets.shape[0] != 1 or dets.shape[2] != 5 or labels.shape != dets.shape[:2]:
             raise CheckpointError(
                 f"{self.path}: the detector returned dets {dets.shape} and labels {labels.shape}, "
@@ -269,10 +267,97 @@ class PersonDetector:
         return boxes[keep], scores[keep]
 
 
+RUNTIMES = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"))
+"""The runtimes and precisions a :class:`PersonDetector` runs with."""
+
+_Tensor = tuple[str, list[int | None]]  # a graph input or output: name, dimensions (None: open)
+_Compile = Callable[[str, tuple[int, int], Sequence[str]], Callable[[np.ndarray], Sequence[Any]]]
+
+
+def _shown(dims: Sequence[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _load_onnxruntime(path: Path, precision: str, threads: int | None) -> tuple[list[_Tensor], list[_Tensor], _Compile]:
+    """ONNX Runtime's CPU session of ``path``: its inputs, outputs, and a function that returns the runner."""
+    ort = require_extra("onnxruntime", "detect")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such detector file (expected an ONNX person detector)")
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    options.log_severity_level = 3  # errors only: ONNX Runtime's warnings would interleave with our output
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...)
+        raise CheckpointError(f"{path}: not an ONNX model ONNX Runtime can load ({_first_line(err)})") from None
+
+    def dims(shape: Sequence[Any]) -> list[int | None]:
+        return [d if isinstance(d, int) and d > 0 else None for d in shape]
+
+    inputs = [(i.name, dims(i.shape)) for i in session.get_inputs()]
+    outputs = [(o.name, dims(o.shape)) for o in session.get_outputs()]
+
+    def compile_graph(input_name: str, size: tuple[int, int], names: Sequence[str]) -> Callable:
+        return lambda image: session.run(list(names), {input_name: image})
+
+    return inputs, outputs, compile_graph
+
+
+def _load_openvino(path: Path, precision: str, threads: int | None) -> tuple[list[_Tensor], list[_Tensor], _Compile]:
+    """OpenVINO's model of ``path``: its inputs, outputs, and a function that compiles it for the CPU at one input
+    size (``INFERENCE_PRECISION_HINT`` f32 or bf16, latency hint) and returns the runner."""
+    ov = require_extra("openvino", "openvino")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such detector file (expected an ONNX person detector)")
+    core = ov.Core()
+    try:
+        model = core.read_model(str(path))
+    except Exception as err:  # OpenVINO raises RuntimeError and its own types
+        raise CheckpointError(f"{path}: not an ONNX model OpenVINO can read ({_first_line(err)})") from None
+
+    def tensors(ports: Sequence[Any]) -> list[_Tensor]:
+        shapes = [port.get_partial_shape() for port in ports]
+        return [
+            (port.get_any_name(), [d.get_length() if d.is_static else None for d in shape])
+            for port, shape in zip(ports, shapes, strict=True)
+        ]
+
+    inputs, outputs = tensors(model.inputs), tensors(model.outputs)
+
+    def compile_graph(input_name: str, size: tuple[int, int], names: Sequence[str]) -> Callable:
+        model.reshape({input_name: [1, 3, *size]})
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            request = core.compile_model(model, "CPU", config).create_infer_request()
+        except Exception as err:
+            raise CheckpointError(f"{path}: OpenVINO cannot compile this detector ({_first_line(err)})") from None
+
+        def run(image: np.ndarray) -> list[np.ndarray]:
+            request.infer({input_name: image})
+            return [np.array(request.get_tensor(name).data) for name in names]
+
+        return run
+
+    return inputs, outputs, compile_graph
+
+
 def open_detector(
-    detector: Any, box_threshold: float = BOX_THRESHOLD, nms_threshold: float = NMS_THRESHOLD
+    detector: Any,
+    box_threshold: float = BOX_THRESHOLD,
+    nms_threshold: float = NMS_THRESHOLD,
+    runtime: str = "onnxruntime",
+    precision: str = "fp32",
 ) -> PersonDetector:
-    """A :class:`PersonDetector` from a name, a local file or an existing detector (returned as it is).
+    """A :class:`PersonDetector` from a name, a local file or an existing detector (returned as it is), run with
+    ``runtime`` at ``precision`` (:data:`RUNTIMES`).
 
     A :class:`~pathlib.Path` or a string ending in ``.onnx`` is a local file (``--detector-weights``); another
     string is a published detector's name (``--detector``: ``default`` or a key of :data:`DETECTORS`), whose file
@@ -285,7 +370,7 @@ def open_detector(
     if isinstance(detector, PersonDetector):
         return detector
     if isinstance(detector, os.PathLike) or (isinstance(detector, str) and detector.lower().endswith(".onnx")):
-        return PersonDetector(detector, box_threshold=box_threshold, nms_threshold=nms_threshold)
+        return PersonDetector(detector, None, box_threshold, nms_threshold, runtime=runtime, precision=precision)
     if not isinstance(detector, str):
         raise ConfigError(f"detector must be a name, an .onnx path or a PersonDetector, got {type(detector).__name__}")
     name = DEFAULT_DETECTOR if detector == "default" else detector
@@ -294,4 +379,4 @@ def open_detector(
     from hourglass.checkpoint.hub import fetch  # the published-weights cache (weights get, offline line)
 
     path = fetch(name)
-    return PersonDetector(path, DETECTORS[name], box_threshold=box_threshold, nms_threshold=nms_threshold)
+    return PersonDetector(path, DETECTORS[name], box_threshold, nms_threshold, runtime=runtime, precision=precision)
