@@ -327,7 +327,7 @@ class BrightBox(nn.Module):
         return dets, labels
 
 
-def _export(net: nn.Module, size: int, path: Path, outputs: list[str]) -> None:
+def export_onnx(net: nn.Module, size: int, path: Path, outputs: list[str]) -> None:
     """``torch.onnx.export`` of ``net`` at input ``(1, 3, size, size)``, input named ``input``."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -344,7 +344,7 @@ def _export(net: nn.Module, size: int, path: Path, outputs: list[str]) -> None:
 
 def export_bright_box(path: Path, size: int = 64) -> Path:
     """:class:`BrightBox` at input ``size x size`` as ``dets`` / ``labels``."""
-    _export(BrightBox(), size, path, ["dets", "labels"])
+    export_onnx(BrightBox(), size, path, ["dets", "labels"])
     return path
 
 
@@ -360,7 +360,7 @@ def export_end2end(
     from onnx import TensorProto, helper
 
     raw = path.with_suffix(".raw.onnx")
-    _export(net, size, raw, ["boxes", "scores"])
+    export_onnx(net, size, raw, ["boxes", "scores"])
     model = onnx.load(str(raw))
     raw.unlink()
     g = model.graph

@@ -154,7 +154,7 @@ def predict_files(
     detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector`
     (:func:`~hourglass.inference.detect.open_detector`); a picture where it finds nobody above the threshold
     gets no person (its overlay is the picture as it is) and a note naming it. Each result then carries the
-    detector's ``box_score`` too.
+    detector's ``bbox_score`` too (mmpose's name).
 
     Boxes scoring at or under ``box_threshold`` are dropped, then in each image or frame those overlapping a
     better one by IoU above ``nms_threshold`` (:func:`~hourglass.inference.boxes.suppress_overlaps`).
@@ -509,7 +509,7 @@ def _results(item: _Pending, poses: Poses) -> list[dict[str, Any]]:
     for p, (bbox, box_score, category_id, image_id) in enumerate(item.detections):
         extra: dict[str, Any] = {"bbox": [round(float(v), 3) for v in bbox], "file_name": item.file_name}
         if item.boxes is not None:  # a detected or given box, not the whole picture
-            extra["box_score"] = round(float(box_score), 4)
+            extra["bbox_score"] = round(float(box_score), 4)
         if item.frame is not None:
             extra["frame"] = item.frame
         results.append(coco_result(image_id, category_id, poses.keypoints[p], poses.scores[p], box_score, 3, **extra))
