@@ -174,6 +174,19 @@ def test_predict_files_runs_the_detector_on_video_frames(checkpoint: Path, brigh
     assert report.notes == [f"{video}: 1 frames without anybody detected (no person box scoring above 0.3): 1"]
 
 
+def test_the_detector_runs_on_openvino_with_the_pose_network(
+    checkpoint: Path, bright_box: Path, tmp_path: Path
+) -> None:
+    image = _write(tmp_path / "group.png", _picture())
+    out = tmp_path / "out"
+    report = predict_files(
+        [image], checkpoint, out, backend="openvino", precision="bf16", detector=bright_box, progress=False
+    )
+    assert report.people == 1 and report.failures == []
+    results = json.loads((out / "keypoints.json").read_text())
+    assert [r["bbox"] for r in results] == [list(BOX)] and results[0]["bbox_score"] == pytest.approx(0.9, rel=1e-2)
+
+
 def test_real_architecture_with_mmdeploys_tail(checkpoint: Path, rtmdet_nano: Path, tmp_path: Path) -> None:
     detector = PersonDetector(rtmdet_nano)
     assert detector.family.name == "rtmdet" and detector.input_size == (320, 320)

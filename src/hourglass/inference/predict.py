@@ -152,9 +152,10 @@ def predict_files(
 
     ``detector`` finds the people of each image and frame when there is no ``boxes`` file: a published
     detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector`
-    (:func:`~hourglass.inference.detect.open_detector`); a picture where it finds nobody above the threshold
-    gets no person (its overlay is the picture as it is) and a note naming it. Each result then carries the
-    detector's ``bbox_score`` too (mmpose's name).
+    (:func:`~hourglass.inference.detect.open_detector`), run with OpenVINO when ``backend`` is ``openvino`` (bf16
+    when ``precision`` is bf16 or int8, else fp32) and with ONNX Runtime otherwise; a picture where it finds nobody
+    above the threshold gets no person (its overlay is the picture as it is) and a note naming it. With boxes (a
+    file or a detector) each result also carries ``bbox_score``, the box's own score (mmpose's name).
 
     Boxes scoring at or under ``box_threshold`` are dropped, then in each image or frame those overlapping a
     better one by IoU above ``nms_threshold`` (:func:`~hourglass.inference.boxes.suppress_overlaps`).
@@ -180,7 +181,11 @@ def predict_files(
     if boxes is not None and detector is not None:
         raise ConfigError("--boxes and --detector both give the people: choose one")
     grouped = read_boxes(boxes) if boxes is not None else None
-    people = open_detector(detector, box_threshold, nms_threshold) if detector is not None else None
+    people = None
+    if detector is not None:  # on OpenVINO (bf16 for bf16 and int8) when the pose network is, else ONNX Runtime
+        runtime = "openvino" if backend == "openvino" else "onnxruntime"
+        half = runtime == "openvino" and precision in ("bf16", "int8")
+        people = open_detector(detector, box_threshold, nms_threshold, runtime, "bf16" if half else "fp32")
     choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=people)
     calibration = None
     if precision == "int8":
