@@ -335,7 +335,12 @@ def predict(
     ] = None,
     boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
     detector: Annotated[
-        str | None, typer.Option("--detector", help="find the people with a published detector: default, or a name")
+        str | None,
+        typer.Option(
+            "--detector",
+            help="find the people with a published detector: default (yolox-m-person), yolox-x-person, "
+            "rtmdet-nano-person",
+        ),
     ] = None,
     detector_weights: Annotated[
         str | None, typer.Option("--detector-weights", help="find the people with this ONNX detector file")
