@@ -436,6 +436,17 @@ def predict(
         typer.Argument(help="PNG/JPEG files, videos (mp4, avi, mov ...) or folders of them", metavar="[INPUT]..."),
     ] = None,
     boxes: Annotated[str | None, typer.Option("--boxes", help="COCO detection results JSON, one person a box")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector",
+            help="find the people with a published detector: default (yolox-m-person), yolox-x-person, "
+            "rtmdet-nano-person",
+        ),
+    ] = None,
+    detector_weights: Annotated[
+        str | None, typer.Option("--detector-weights", help="find the people with this ONNX detector file")
+    ] = None,
     box_threshold: Annotated[
         float, typer.Option("--box-threshold", help="drop boxes scoring at or under this (mmpose's demo: 0.3)")
     ] = 0.3,
@@ -454,7 +465,16 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
 ) -> None:
     """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
+    from pathlib import Path
+
     from hourglass.inference.predict import predict_files
+
+    def detector_given() -> Any:
+        if detector is not None and detector_weights is not None:
+            raise ConfigError("--detector and --detector-weights both name the detector: give one")
+        return Path(detector_weights) if detector_weights is not None else detector
+
+    people = run_guarded(detector_given)
 
     report = run_guarded(
         lambda: predict_files(
@@ -474,15 +494,17 @@ def predict(
             camera=camera,
             max_frames=max_frames,
             fps=fps,
+            detector=people,
         )
     )
     for note in report.notes:
         err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for failure in report.failures:
         err_console.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
-    if boxes is not None:
+    if boxes is not None or people is not None:
         console.print(
-            f"boxes: {report.boxes_read} for these inputs, {report.boxes_low_score} scoring <= {box_threshold:g} "
+            f"boxes: {report.boxes_read} {'for these inputs' if people is None else 'detected'}, "
+            f"{report.boxes_low_score} scoring <= {box_threshold:g} "
             f"and {report.boxes_overlapping} overlapping a better one (IoU > {nms_threshold:g}) dropped",
             highlight=False,
         )

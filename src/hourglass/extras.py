@@ -12,6 +12,7 @@ extra                   packages                                           featu
 ``tensorboard``         tensorboard                                        TensorBoard scalars while training
 ``torch7``              torchfile                                          ``hourglass convert --from torch7``
 ``serve``               starlette, uvicorn, websockets, python-multipart   ``hourglass serve`` (HTTP API, page)
+``detect``              onnxruntime                                        ``predict --detector``: person detection
 ``all``                 all of the above
 ======================  =================================================  ==================================
 """
@@ -35,6 +36,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "tensorboard": ("tensorboard",),
     "torch7": ("torchfile",),
     "serve": ("starlette", "uvicorn", "websockets", "python_multipart"),
+    "detect": ("onnxruntime",),
 }
 """The importable top-level modules each extra provides (``pyproject.toml`` lists their distributions)."""
 
@@ -77,10 +79,10 @@ def extra_installed(extra: str) -> bool:
     """Whether every module of ``extra`` (a key of :data:`EXTRAS`) is installed; imports nothing.
 
     Example:
-        >>> extra_installed("no-such-extra")
+        >>> extra_installed("no-such-extra")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        KeyError: "unknown extra 'no-such-extra'; expected one of onnx, openvino, coco, tensorboard, torch7, serve"
+        KeyError: "unknown extra 'no-such-extra'; expected one of onnx, openvino, coco, tensorboard, torch7, serve, ..."
     """
     if extra not in EXTRAS:
         raise KeyError(f"unknown extra {extra!r}; expected one of {', '.join(EXTRAS)}")

@@ -28,7 +28,7 @@ def test_bad_settings_and_checkpoints_are_one_line(tiny_checkpoint: Path, tmp_pa
         ["--checkpoint", str(tiny_checkpoint), "--api-key", " "]
     )
     line = one_error_line(["--checkpoint", str(tiny_checkpoint), "--detector", "yolo"])
-    assert "--detector yolo" in line and "send boxes" in line
+    assert "unknown detector 'yolo'" in line and "default" in line
 
 
 def test_serve_names_its_extra(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:

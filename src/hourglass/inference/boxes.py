@@ -100,11 +100,13 @@ def read_boxes(path: str | os.PathLike[str]) -> dict[str, list[Detection]]:
 class BoxChoice:
     """The people of each image or frame: its detections above the score threshold, overlaps suppressed.
 
-    ``grouped`` comes from :func:`read_boxes` of ``boxes_file`` (named in messages); without a detections file
-    (both None) each image or frame is one person, the whole picture. The
-    counts add up over every call: ``read`` detections found for the images and frames seen, of which
-    ``low_score`` scored at or under ``box_threshold`` and ``overlapping`` were suppressed; ``unmatched``
-    names the images and frames the file has no detection for (see :meth:`take_unmatched`).
+    The detections come from ``grouped``, :func:`read_boxes` of ``boxes_file`` (named in messages), or from
+    ``detector`` run on each picture (a :class:`~hourglass.inference.detect.PersonDetector`: its
+    ``detect(rgb)`` gives every person box with its score, before thresholds); with neither, each image or
+    frame is one person, the whole picture. The counts add up over every call: ``read`` detections found for
+    the images and frames seen, of which ``low_score`` scored at or under ``box_threshold`` and ``overlapping``
+    were suppressed; ``unmatched`` names the images and frames left without anybody: no detection in the file
+    for them, or none of the detector's above the threshold (see :meth:`take_unmatched`).
     """
 
     grouped: Mapping[str, list[Detection]] | None
@@ -115,22 +117,31 @@ class BoxChoice:
     low_score: int = 0
     overlapping: int = 0
     unmatched: list[str] = field(default_factory=list)
+    detector: Any = None
+
+    @property
+    def per_person(self) -> bool:
+        """Whether people come from boxes (a file or the detector), not the whole picture."""
+        return self.grouped is not None or self.detector is not None
 
     def __call__(
-        self, keys: Sequence[str], width: int, height: int, where: str, image_id: Any
+        self, keys: Sequence[str], width: int, height: int, where: str, image_id: Any, rgb: Any = None
     ) -> tuple[list[Detection], list[str]]:
         """Detections to run on a ``width`` x ``height`` picture (best score first), and one problem per unusable box.
 
         Args:
             keys: the ``image_id`` values (as strings) that name this picture in the detections file.
             where: the picture in messages (``a.png``, ``clip.mp4 frame 3``).
-            image_id: the ``image_id`` of the whole-picture person when there is no detections file.
+            image_id: the ``image_id`` of the whole-picture person, and of the detector's people.
+            rgb: the picture ``(height, width, 3)`` uint8, which the detector needs.
         """
-        if self.grouped is None:
+        if self.detector is not None:
+            boxes, scores = self.detector.detect(rgb)
+            detections = [(box.tolist(), float(score), 1, image_id) for box, score in zip(boxes, scores, strict=True)]
+        elif self.grouped is None:
             return [(whole_image_box(width, height).tolist(), 1.0, 1, image_id)], []
-        detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
-        if not detections:
-            self.unmatched.append(where)
+        else:
+            detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
         self.read += len(detections)
         kept, problems = [], []
         for j, det in enumerate(detections):
@@ -144,11 +155,23 @@ class BoxChoice:
                 problems.append(f"{where}: box {j} (image_id {det[3]!r}) {problem}; skipped")
         order = suppress_overlaps([d[0] for d in kept], [d[1] for d in kept], self.nms_threshold)
         self.overlapping += len(kept) - len(order)
+        if not (len(order) if self.detector is not None else detections):
+            self.unmatched.append(where)
         return [kept[i] for i in order], problems
 
+    def missing(self, one_image: bool = False) -> str:
+        """What the pictures of :meth:`take_unmatched` lack, for notes: ``without boxes in dets.json`` (frames), or
+        with ``one_image`` ``no boxes for this image in dets.json``; for the detector, ``without anybody detected``
+        or ``nobody detected`` (with the threshold)."""
+        if self.detector is not None:
+            return ("nobody" if one_image else "without anybody") + (
+                f" detected (no person box scoring above {self.box_threshold:g})"
+            )
+        return ("no boxes for this image" if one_image else "without boxes") + f" in {self.boxes_file}"
+
     def boxes(self, detections: Sequence[Detection]) -> list[list[float]] | None:
-        """The boxes to crop, or None (no detections file: the whole image, fitted without padding)."""
-        return None if self.grouped is None else [d[0] for d in detections]
+        """The boxes to crop, or None (neither detections nor a detector: the whole image, fitted without padding)."""
+        return [d[0] for d in detections] if self.per_person else None
 
     def take_unmatched(self) -> list[str]:
         """The pictures without any detection since the last call (then forgotten)."""

@@ -33,6 +33,7 @@ from hourglass.data.images import IMAGE_SUFFIXES, read_image
 from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
 from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, BoxChoice, Detection, read_boxes
+from hourglass.inference.detect import open_detector
 from hourglass.inference.predictor import Poses, Predictor, calibration_images
 from hourglass.inference.video import (
     VIDEO_SUFFIXES,
@@ -134,6 +135,7 @@ def predict_files(
     camera: Any | None = None,
     max_frames: int | None = None,
     fps: float | None = None,
+    detector: Any | None = None,
 ) -> PredictReport:
     """``hourglass predict``: keypoints of every person in every image, video frame and camera frame.
 
@@ -147,6 +149,13 @@ def predict_files(
     ``image_id`` is that index). ``<name>`` is the input's stem (see the module docstring for repeated
     names). Every file is written atomically, and only when something usable went into it: inputs that
     all fail leave nothing written.
+
+    ``detector`` finds the people of each image and frame when there is no ``boxes`` file: a published
+    detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector`
+    (:func:`~hourglass.inference.detect.open_detector`), run with OpenVINO when ``backend`` is ``openvino`` (bf16
+    when ``precision`` is bf16 or int8, else fp32) and with ONNX Runtime otherwise; a picture where it finds nobody
+    above the threshold gets no person (its overlay is the picture as it is) and a note naming it. With boxes (a
+    file or a detector) each result also carries ``bbox_score``, the box's own score (mmpose's name).
 
     Boxes scoring at or under ``box_threshold`` are dropped, then in each image or frame those overlapping a
     better one by IoU above ``nms_threshold`` (:func:`~hourglass.inference.boxes.suppress_overlaps`).
@@ -169,8 +178,15 @@ def predict_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: --out exists and is not a folder")
     refuse_out_holding_inputs(out_dir, files)
+    if boxes is not None and detector is not None:
+        raise ConfigError("--boxes and --detector both give the people: choose one")
     grouped = read_boxes(boxes) if boxes is not None else None
-    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold)
+    people = None
+    if detector is not None:  # on OpenVINO (bf16 for bf16 and int8) when the pose network is, else ONNX Runtime
+        runtime = "openvino" if backend == "openvino" else "onnxruntime"
+        half = runtime == "openvino" and precision in ("bf16", "int8")
+        people = open_detector(detector, box_threshold, nms_threshold, runtime, "bf16" if half else "fp32")
+    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=people)
     calibration = None
     if precision == "int8":
         if not images:
@@ -286,7 +302,7 @@ def _predict_images(
 ) -> None:
     """Overlays (and montages) of image files, written as each batch finishes, then ``out_dir/keypoints.json``
     (when at least one image could be read)."""
-    outputs = _ImageOutputs(predictor.skeleton, out_dir, choose.grouped is not None, heatmaps, report)
+    outputs = _ImageOutputs(predictor.skeleton, out_dir, choose.per_person, heatmaps, report)
     batches = _Batches(predictor, heatmaps, outputs.done)
     names = _Names()
     task = bar.task("images", len(files))
@@ -301,12 +317,13 @@ def _predict_images(
                 shared = f"its boxes are those of {path.stem!r} in {choose.boxes_file}, as for the first one"
                 report.notes.append(f"{path}: written as {name}.png (the name {path.stem!r} is taken); {shared}")
             height, width = rgb.shape[:2]
-            detections, problems = choose(image_keys(path), width, height, str(path), _image_id(name))
+            detections, problems = choose(image_keys(path), width, height, str(path), _image_id(name), rgb)
             report.failures.extend(problems)
             batches.add(_Pending(rgb, choose.boxes(detections), detections, str(path), name=name))
         bar.advance(task)
     batches.flush()
-    report.notes.extend(f"{where}: no boxes for this image in {choose.boxes_file}" for where in choose.take_unmatched())
+    for where in choose.take_unmatched():
+        report.notes.append(f"{where}: {choose.missing(one_image=True)}")
     if report.images:
         report.written.append(_write_json(out_dir / RESULTS_SUFFIX, outputs.results))
 
@@ -374,7 +391,7 @@ def _predict_stream(
     unmatched = choose.take_unmatched()
     if unmatched:
         shown = _listing([where.rsplit(" ", 1)[-1] for where in unmatched])
-        report.notes.append(f"{stream.label}: {len(unmatched)} frames without boxes in {choose.boxes_file}: {shown}")
+        report.notes.append(f"{stream.label}: {len(unmatched)} frames {choose.missing()}: {shown}")
     if run.broken:
         report.broken_frames += len(run.broken)
         report.failures.append(f"{stream.label}: {len(run.broken)} broken frames skipped: {_listing(run.broken)}")
@@ -444,7 +461,7 @@ class _StreamRun:
                 else:
                     height, width = frame.rgb.shape[:2]
                     where = f"{frame.file_name} frame {frame.index}"
-                    detections, problems = self.choose(frame.keys, width, height, where, frame.index)
+                    detections, problems = self.choose(frame.keys, width, height, where, frame.index, frame.rgb)
                     self.report.failures.extend(problems)
                     boxes = self.choose.boxes(detections)
                     batches.add(_Pending(frame.rgb, boxes, detections, frame.file_name, frame=frame.index))
@@ -455,7 +472,7 @@ class _StreamRun:
             self.report.notes.append(f"{self.stream.label}: stopped by Ctrl+C after {seen} frames")
 
     def done(self, item: _Pending, poses: Poses) -> None:
-        overlay = _overlay(item, poses, self.predictor.skeleton, self.choose.grouped is not None)
+        overlay = _overlay(item, poses, self.predictor.skeleton, self.choose.per_person)
         if self.writer is None:
             height, width = overlay.shape[:2]
             self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.stream.fps, (width, height))
@@ -496,6 +513,8 @@ def _results(item: _Pending, poses: Poses) -> list[dict[str, Any]]:
     results = []
     for p, (bbox, box_score, category_id, image_id) in enumerate(item.detections):
         extra: dict[str, Any] = {"bbox": [round(float(v), 3) for v in bbox], "file_name": item.file_name}
+        if item.boxes is not None:  # a detected or given box, not the whole picture
+            extra["bbox_score"] = round(float(box_score), 4)
         if item.frame is not None:
             extra["frame"] = item.frame
         results.append(coco_result(image_id, category_id, poses.keypoints[p], poses.scores[p], box_score, 3, **extra))

@@ -8,8 +8,10 @@ The pipeline per person: box ``(x, y, w, h)`` -> centre and scale (HRNet's ``_xy
 to the input aspect ratio and padded by 1.25) -> affine crop of the input size (``hourglass.data``) ->
 network -> last stack's heatmaps, averaged with those of the mirrored crop brought back (``flip_back``,
 HRNet's one-pixel shift) -> :class:`~hourglass.data.HeatmapCodec` decode (argmax + quarter-pixel shift)
--> inverse affine back to image pixels. Without boxes the whole image is one person, fitted to the input
-without padding. Keypoints are ``(x, y)`` with pixel centres at integers (0-based); scores are heatmap maxima.
+-> inverse affine back to image pixels. Without boxes the detector's people are used when the predictor has
+one (:mod:`hourglass.inference.detect`; none when it finds nobody), else the whole image is one person,
+fitted to the input without padding. Keypoints are ``(x, y)`` with pixel centres at integers (0-based);
+scores are heatmap maxima.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Poses:
         boxes: ``(P, 4)`` the ``(x, y, w, h)`` boxes the crops were cut from.
         heatmaps: ``(P, K, h, w)`` the flip-averaged heatmaps (when asked for).
         crops: ``(P, H, W, 3)`` uint8 RGB network inputs (when asked for).
+        box_scores: ``(P,)`` the detector's scores of ``boxes`` (when the detector found them).
     """
 
     keypoints: np.ndarray
@@ -79,6 +82,7 @@ class Poses:
     boxes: np.ndarray
     heatmaps: np.ndarray | None = None
     crops: np.ndarray | None = None
+    box_scores: np.ndarray | None = None
 
 
 class Predictor:
@@ -91,6 +95,10 @@ class Predictor:
         skeleton: joint metadata; ``flip_index`` drives the flip test.
         flip: average with the mirrored crop's heatmaps (Newell et al.'s test-time flip).
         batch_size: crops per network call (doubled internally by the flip test).
+        detector: finds the people of an image given without boxes: a function ``rgb (H, W, 3) uint8 ->
+            (boxes (P, 4) (x, y, w, h), scores (P,))`` such as a :class:`~hourglass.inference.detect.PersonDetector`,
+            or a published detector's name or an ``.onnx`` path for
+            :func:`~hourglass.inference.detect.open_detector`. None: such an image is one person, the whole image.
 
     Example (an untrained 16-channel model saved as a checkpoint, then read back):
         >>> import tempfile
@@ -109,7 +117,13 @@ class Predictor:
     """
 
     def __init__(
-        self, runtime: HeatmapFn, codec: HeatmapCodec, skeleton: Skeleton, flip: bool = True, batch_size: int = 8
+        self,
+        runtime: HeatmapFn,
+        codec: HeatmapCodec,
+        skeleton: Skeleton,
+        flip: bool = True,
+        batch_size: int = 8,
+        detector: Any | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -118,6 +132,11 @@ class Predictor:
         self.skeleton = skeleton
         self.flip = flip
         self.batch_size = int(batch_size)
+        if detector is not None and not callable(detector):
+            from hourglass.inference.detect import open_detector
+
+            detector = open_detector(detector)
+        self.detector = detector
 
     @classmethod
     def from_checkpoint(
@@ -130,6 +149,7 @@ class Predictor:
         skeleton: Skeleton | str | Mapping[str, Any] | None = None,
         calibration: Any | None = None,
         device: str = "cpu",
+        detector: Any | None = None,
     ) -> Predictor:
         """A predictor for a ``.safetensors`` checkpoint: codec and skeleton from its metadata.
 
@@ -138,7 +158,7 @@ class Predictor:
         ``(N, 3, H, W)`` (see :func:`calibration_images`), or a function of the input size ``(H, W)`` that
         returns them (the checkpoint is then read once). ``skeleton`` overrides or supplies the
         skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
-        compile back-ends.
+        compile back-ends. ``detector``: see :class:`Predictor` (``"default"`` runs the recommended published one).
         """
         from hourglass.checkpoint.io import load_model
         from hourglass.inference.runtimes import create_runtime
@@ -150,14 +170,15 @@ class Predictor:
         runtime = create_runtime(
             (model, meta), backend=backend, precision=precision, calibration=calibration, device=device
         )
-        return cls(runtime, codec, skel, flip=flip, batch_size=batch_size)
+        return cls(runtime, codec, skel, flip=flip, batch_size=batch_size, detector=detector)
 
     def __call__(self, image: Any, boxes: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints ``(P, K, 2)`` in image pixels and scores ``(P, K)``.
 
         Args:
             image: a PNG/JPEG path or an ``(H, W, 3)`` uint8 RGB array (not OpenCV's BGR).
-            boxes: ``(P, 4)`` ``(x, y, w, h)`` person boxes in image pixels; None = the whole image is one person.
+            boxes: ``(P, 4)`` ``(x, y, w, h)`` person boxes in image pixels; None = the detector's people (none
+                when it finds nobody), or the whole image as one person when the predictor has no detector.
 
         Raises:
             DataError, InputError: an unreadable image or array, or a box of zero size or outside the image
@@ -172,16 +193,21 @@ class Predictor:
         """:class:`Poses` for each image, the crops of all images batched together.
 
         ``images``: paths or ``(H, W, 3)`` uint8 RGB arrays; ``boxes``: one ``(P, 4)`` array (or None for the
-        whole image) per image. ``keep_heatmaps`` also returns heatmaps and crops (for montages).
+        whole image, or the detector's people) per image. ``keep_heatmaps`` also returns heatmaps and crops (for
+        montages).
         """
         boxes = list(boxes) if boxes is not None else [None] * len(images)
         if len(boxes) != len(images):
             raise InputError(f"{len(images)} images but {len(boxes)} box lists")
-        crops, matrices, used, owners = [], [], [], []
+        crops, matrices, used, owners, box_scores = [], [], [], [], {}
         for i, (image, image_boxes) in enumerate(zip(images, boxes, strict=True)):
             rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else _check_rgb(image)
             height, width = rgb.shape[:2]
-            if image_boxes is None:
+            if image_boxes is None and self.detector is not None:
+                person_boxes, box_scores[i] = self.detector(rgb)
+                person_boxes = np.asarray(person_boxes, dtype=np.float64).reshape(-1, 4)
+                padding = BOX_PADDING
+            elif image_boxes is None:
                 person_boxes = whole_image_box(width, height)[None]
                 padding = 1.0
             else:
@@ -210,6 +236,7 @@ class Predictor:
                     boxes=np.asarray([used[r] for r in rows]).reshape(-1, 4),
                     heatmaps=heatmaps[rows] if keep_heatmaps and heatmaps is not None else None,
                     crops=np.stack([crops[r] for r in rows]) if keep_heatmaps and rows.size else None,
+                    box_scores=np.asarray(box_scores[i], dtype=np.float64) if i in box_scores else None,
                 )
             )
         return out

@@ -8,7 +8,6 @@ the HTTP status it deserves. :mod:`hourglass.serve.app` puts it behind Starlette
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import math
 import time
@@ -103,21 +102,9 @@ def checkpoint_meta(settings: ServeSettings) -> Any:
 
 
 def predictor_options(settings: ServeSettings) -> dict[str, Any]:
-    """Keyword arguments for ``Predictor.from_checkpoint`` beyond the runtime's: the person detector, if any.
-
-    Raises:
-        ConfigError: ``--detector`` given to a version of hourglass whose Predictor takes none.
-    """
-    from hourglass.inference.predictor import Predictor
-
-    if settings.detector is None:
-        return {}
-    if "detector" not in inspect.signature(Predictor.from_checkpoint).parameters:
-        raise ConfigError(
-            f"--detector {settings.detector}: this version of hourglass has no person detector; "
-            "send boxes with each picture instead"
-        )
-    return {"detector": settings.detector}
+    """Keyword arguments for ``Predictor.from_checkpoint`` beyond the runtime's: the person detector, if any
+    (a published detector's name or an ``.onnx`` file, :func:`hourglass.inference.detect.open_detector`)."""
+    return {} if settings.detector is None else {"detector": settings.detector}
 
 
 class RequestError(Exception):
@@ -220,20 +207,23 @@ class PoseService:
             }
         return out
 
-    def people_boxes(self, rgb: np.ndarray, boxes: np.ndarray | None) -> tuple[np.ndarray, float]:
-        """The boxes ``(P, 4)`` to crop and their padding: the request's, else the whole picture.
+    def people_boxes(self, rgb: np.ndarray, boxes: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """The boxes ``(P, 4)`` to crop, their padding and the detector's box scores ``(P,)`` (None without one).
 
-        The one place where a person detector (``--detector``, passed to the Predictor) is to give the
-        boxes of a picture sent without any; until the Predictor has one, such a picture is one person.
+        A picture sent without boxes gets the predictor's person detector's people (``--detector``; none when it
+        finds nobody), or without a detector the whole picture as one person, as ``hourglass predict`` does.
         """
         height, width = rgb.shape[:2]
+        if boxes is None and self.predictor.detector is not None:
+            found, scores = self.predictor.detector(rgb)
+            return np.asarray(found, dtype=np.float64).reshape(-1, 4), BOX_PADDING, np.asarray(scores).reshape(-1)
         if boxes is None:
-            return whole_image_box(width, height)[None], 1.0
+            return whole_image_box(width, height)[None], 1.0, None
         for j, box in enumerate(boxes):
             problem = box_problem(box, width, height)
             if problem is not None:
                 raise RequestError(400, f"boxes[{j}] {problem}")
-        return boxes, BOX_PADDING
+        return boxes, BOX_PADDING, None
 
     async def predict(self, data: bytes, boxes: np.ndarray | None, flip: bool | None, timeout_s: float) -> dict:
         """The predict JSON of one picture; :class:`RequestError` for a bad picture (400, 413), a full queue
@@ -261,7 +251,7 @@ class PoseService:
             raise RequestError(400, str(err)) from None
         t1 = time.perf_counter()
         height, width = rgb.shape[:2]  # upright: the EXIF turn applied
-        person_boxes, padding = self.people_boxes(rgb, boxes)
+        person_boxes, padding, box_scores = await asyncio.to_thread(self.people_boxes, rgb, boxes)
         cut = await asyncio.to_thread(lambda: [self.predictor.crop(rgb, box, padding) for box in person_boxes])
         t2 = time.perf_counter()
         results = []
@@ -277,17 +267,16 @@ class PoseService:
             self._last_batch_s = max(r.network_ms for r in results) / 1000.0
         t3 = time.perf_counter()
         people = []
-        for box, r in zip(person_boxes, results, strict=True):
+        for i, (box, r) in enumerate(zip(person_boxes, results, strict=True)):
             keypoints = np.concatenate([r.keypoints, r.scores[:, None]], axis=1)
-            people.append(
-                {
-                    "bbox": [round(float(v), 2) for v in box],
-                    "score": round(float(np.mean(r.scores)), 4),
-                    "keypoints": [
-                        [round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in keypoints
-                    ],
-                }
-            )
+            person = {
+                "bbox": [round(float(v), 2) for v in box],
+                "score": round(float(np.mean(r.scores)), 4),
+                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in keypoints],
+            }
+            if box_scores is not None:
+                person["bbox_score"] = round(float(box_scores[i]), 4)
+            people.append(person)
         network = max((r.network_ms for r in results), default=0.0)
         return {
             "people": people,
