@@ -212,3 +212,28 @@ def test_full_queue_503_cors_closed_and_sigterm_drains(tiny_checkpoint: Path, ph
         waiting.join(30)
         assert first and first[0].status == 200 and len(first[0].json()["people"]) == 1
         assert server.proc.wait(30) == 0, server.log.read_text()
+
+
+def test_a_picture_without_boxes_gets_the_detectors_people(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """``--detector`` with a real ONNX graph whose answer is known (tests/detector_nets.py's BrightBox): a picture
+    sent without boxes is cropped at the detected box (the Predictor's keypoints for that box), with its score;
+    a picture where it finds nobody gets no people, not the whole picture."""
+    import cv2
+
+    from detector_nets import export_bright_box
+
+    detector = export_bright_box(tmp_path / "yolox_bright_box.onnx", size=64)
+    rgb = np.full((96, 128, 3), 40, np.uint8)
+    rgb[20:60, 40:80] = 255  # the bright box (x, y, w, h) = (40, 20, 40, 40)
+    data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    empty = cv2.imencode(".png", np.full((96, 128, 3), 40, np.uint8))[1].tobytes()
+    with serve(tiny_checkpoint, tmp_path, "--detector", str(detector), "--log-level", "warning") as server:
+        found = server.post_image(data, headers={"Content-Type": "image/png"})
+        nobody = server.post_image(empty, headers={"Content-Type": "image/png"})
+    assert found.status == 200, found.body
+    (person,) = found.json()["people"]
+    np.testing.assert_allclose(person["bbox"], [40, 20, 40, 40], atol=0.01)
+    assert person["bbox_score"] == pytest.approx(0.9)
+    keypoints, _ = Predictor.from_checkpoint(tiny_checkpoint)(rgb, boxes=[[40, 20, 40, 40]])
+    np.testing.assert_allclose(np.asarray(person["keypoints"])[:, :2], keypoints[0], atol=0.01)
+    assert nobody.status == 200 and nobody.json()["people"] == []
