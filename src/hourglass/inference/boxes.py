@@ -131,6 +131,26 @@ class BoxChoice:
         detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
         if not detections:
             self.unmatched.append(where)
+        return self.keep(detections, width, height, where)
+
+    def detected(
+        self, boxes: Any, scores: Any, width: int, height: int, where: str, image_id: Any
+    ) -> tuple[list[Detection], list[str]]:
+        """What :meth:`__call__` gives, for a detector's ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` and ``scores`` ``(N,)``
+        on a ``width`` x ``height`` picture (category 1, ``image_id`` as given)."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(s) != len(b):
+            raise InputError(f"{where}: the detector gave {len(b)} boxes but {len(s)} scores")
+        return self.keep(
+            [(box.tolist(), float(score), 1, image_id) for box, score in zip(b, s, strict=True)], width, height, where
+        )
+
+    def keep(
+        self, detections: Sequence[Detection], width: int, height: int, where: str
+    ) -> tuple[list[Detection], list[str]]:
+        """``detections`` scoring above the threshold, usable on a ``width`` x ``height`` picture, overlaps
+        suppressed (best score first), and one problem per unusable box; the counts grow."""
         self.read += len(detections)
         kept, problems = [], []
         for j, det in enumerate(detections):

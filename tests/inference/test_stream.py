@@ -1,0 +1,166 @@
+"""``hourglass predict`` on the synthetic videos: identities in the JSON (boxes file, a real detector callable, the
+whole frame), ``--detect-every``, ``--smooth``, ``--no-overlay``, the overlay's colours, and the pipeline's stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hourglass.cli import app
+from hourglass.data import MPII_16
+from hourglass.data.synthetic_video import SyntheticVideo, moving_blobs, write_synthetic_video
+from hourglass.errors import ConfigError
+from hourglass.inference.predict import predict_files
+from hourglass.inference.predictor import Poses
+from hourglass.inference.stream import draw_people, pose_box
+from hourglass.inference.track import identity_switches
+from hourglass.inference.visualize import track_colour
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_video(tmp_path_factory.mktemp("synth") / "videos")
+
+
+class CountingDetector:
+    """A real detector of the synthetic scenes (:func:`moving_blobs` against the known background), counting calls."""
+
+    def __init__(self, scenario: str) -> None:
+        self.background = SyntheticVideo(scenario).background
+        self.calls = 0
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
+        return moving_blobs(rgb, self.background, min_area=2500)
+
+
+def _tracks(path: Path, frames: int) -> list[dict[int, np.ndarray]]:
+    """``{track_id: bbox}`` of each frame of a ``.keypoints.json``."""
+    out: list[dict[int, np.ndarray]] = [{} for _ in range(frames)]
+    for r in json.loads(path.read_text()):
+        out[r["frame"]][r["track_id"]] = np.asarray(r["bbox"])
+    return out
+
+
+def _truth(videos: Path, scenario: str) -> list[dict[int, np.ndarray]]:
+    truth = json.loads((videos / f"{scenario}.truth.json").read_text())
+    return [{p["track_id"]: np.asarray(p["bbox"]) for p in f["people"]} for f in truth["frames"]]
+
+
+@pytest.mark.parametrize("scenario", ["leave-arrive", "occlusion", "side-by-side"])
+def test_identities_from_a_boxes_file(checkpoint: Path, videos: Path, tmp_path: Path, scenario: str) -> None:
+    truth = _truth(videos, scenario)
+    report = predict_files(
+        [videos / f"{scenario}.mp4"], checkpoint, tmp_path, boxes=videos / f"{scenario}.boxes.json", progress=False,
+        overlay=False,
+    )  # fmt: skip
+    assert report.failures == [] and report.frames == len(truth)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{scenario}.keypoints.json"]  # --no-overlay: no video
+    switches, ids = identity_switches(truth, _tracks(tmp_path / f"{scenario}.keypoints.json", len(truth)))
+    assert switches == 0 and all(len(v) == 1 for v in ids.values()), ids
+    assert len({v[0] for v in ids.values()}) == len(ids)  # a newcomer's id is new; the occluded walker kept theirs
+
+
+@pytest.mark.parametrize("scenario", ["leave-arrive", "side-by-side"])
+def test_identities_with_a_detector_on_every_frame(
+    checkpoint: Path, videos: Path, tmp_path: Path, scenario: str
+) -> None:
+    truth = _truth(videos, scenario)
+    detector = CountingDetector(scenario)
+    report = predict_files([videos / f"{scenario}.mp4"], checkpoint, tmp_path, detector=detector, progress=False)
+    assert report.failures == [] and detector.calls == report.frames == len(truth)
+    switches, ids = identity_switches(truth, _tracks(tmp_path / f"{scenario}.keypoints.json", len(truth)))
+    assert switches == 0 and sorted(ids) == [1, 2] and all(len(v) == 1 for v in ids.values()), ids
+    assert (tmp_path / f"{scenario}.mp4").is_file()
+
+
+def test_detect_every_n_frames_takes_boxes_from_the_poses_between(
+    checkpoint: Path, videos: Path, tmp_path: Path
+) -> None:
+    every, frames = 4, 30
+    detector = CountingDetector("side-by-side")
+    report = predict_files(
+        [videos / "side-by-side.mp4"], checkpoint, tmp_path, detector=detector, detect_every=every, max_frames=frames,
+        progress=False, overlay=False,
+    )  # fmt: skip
+    assert report.failures == [] and report.frames == frames
+    assert detector.calls == -(-frames // every)  # frames 0, 4, 8 ... only
+    results = json.loads((tmp_path / "side-by-side.keypoints.json").read_text())
+    by_frame: dict[int, dict[int, dict]] = {}
+    for r in results:
+        by_frame.setdefault(r["frame"], {})[r["track_id"]] = r
+    assert sorted(by_frame) == list(range(frames))
+    between = 0
+    for t in range(frames):
+        if t % every == 0:
+            continue
+        for track_id, r in by_frame[t].items():  # the box of each track: around its pose of the frame before
+            before = np.reshape(by_frame[t - 1][track_id]["keypoints"], (16, 3))
+            expected = pose_box(before[:, :2], before[:, 2])
+            np.testing.assert_allclose(r["bbox"], expected, atol=0.01)
+            between += 1
+    assert between >= 2 * (frames - detector.calls) - 4  # both people followed on (nearly) every frame between
+
+
+def test_smooth_lowers_the_jitter_of_the_output(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    def run(smooth: bool) -> np.ndarray:
+        out = tmp_path / ("smooth" if smooth else "raw")
+        predict_files(
+            [videos / "occlusion.mp4"], checkpoint, out, boxes=videos / "occlusion.boxes.json", smooth=smooth,
+            max_frames=20, progress=False, overlay=False,
+        )  # fmt: skip
+        results = json.loads((out / "occlusion.keypoints.json").read_text())
+        assert {r["track_id"] for r in results} == {1}
+        return np.stack([np.reshape(r["keypoints"], (16, 3))[:, :2] for r in results])
+
+    raw, smoothed = run(False), run(True)
+    assert len(raw) == len(smoothed) == 20
+    np.testing.assert_allclose(smoothed[0], raw[0])  # a track starts where it is
+    acceleration = lambda x: np.abs(np.diff(x, 2, axis=0)).mean()  # noqa: E731
+    assert acceleration(smoothed) < 0.7 * acceleration(raw)
+
+
+def test_detect_every_needs_people_to_follow(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--detect-every needs people to follow"):
+        predict_files([videos / "occlusion.mp4"], checkpoint, tmp_path, detect_every=3, progress=False)
+    with pytest.raises(ConfigError, match="either a boxes file or a detector"):
+        predict_files(
+            [videos / "occlusion.mp4"], checkpoint, tmp_path, boxes=videos / "occlusion.boxes.json",
+            detector=CountingDetector("occlusion"), progress=False,
+        )  # fmt: skip
+
+
+def test_whole_frame_person_keeps_one_id(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    report = predict_files([videos / "occlusion.mp4"], checkpoint, tmp_path, max_frames=12, progress=False)
+    results = json.loads((tmp_path / "occlusion.keypoints.json").read_text())
+    assert report.frames == 12 and [r["track_id"] for r in results] == [1] * 12
+
+
+def test_overlay_colours_each_person_by_id() -> None:
+    rgb = np.zeros((120, 200, 3), np.uint8)
+    keypoints = np.stack([np.tile([[40.0, 60.0]], (16, 1)), np.tile([[150.0, 60.0]], (16, 1))])
+    poses = Poses(keypoints, np.ones((2, 16)), np.array([[10.0, 10, 60, 100], [120, 10, 60, 100]]))
+    out = draw_people(rgb, poses, np.array([3, 8]), MPII_16)
+    for (x, y, _, h), track_id in zip(poses.boxes, (3, 8), strict=True):
+        edge = out[int(y + h / 2), int(x) - 1 : int(x) + 2].reshape(-1, 3)  # the box's left side, mid-height
+        assert (np.abs(edge.astype(int) - track_colour(track_id)).sum(1) < 30).any()
+    assert track_colour(3) != track_colour(8)
+
+
+def test_cli_predict_with_tracking_options(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    args = ["predict", str(videos / "side-by-side.mp4"), "--checkpoint", str(checkpoint), "--out", str(tmp_path)]
+    args += ["--boxes", str(videos / "side-by-side.boxes.json"), "--detect-every", "3", "--smooth", "--max-frames", "9"]
+    result = CliRunner().invoke(app, [*args, "--track-patience", "10"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "side-by-side.keypoints.json").read_text())
+    assert sorted({r["track_id"] for r in results}) == [1, 2] and len(results) == 18
+    capture = cv2.VideoCapture(str(tmp_path / "side-by-side.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 9
+    capture.release()
+    bad = CliRunner().invoke(app, [*args[:6], "--detect-every", "2"])
+    assert bad.exit_code == 1 and "--detect-every needs people to follow" in bad.output
