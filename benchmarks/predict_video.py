@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--configs", nargs="+", default=["hg2:256:eager:bf16", "hg2:256:openvino:bf16", "demo:128:eager:bf16"])
+    parser.add_argument(
+        "--configs", nargs="+", default=["hg2:256:eager:bf16", "hg2:256:openvino:bf16", "demo:128:eager:bf16"]
+    )
     parser.add_argument("--no-overlay", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,7 +143,7 @@ def main() -> None:
             net = network_fps(predictor, args.batch, int(size))
             out = root / spec.replace(":", "-")
             out.mkdir()
-            e2e, frames = pipeline_fps(predictor, video, out, not args.no_overlay)
+            e2e, _ = pipeline_fps(predictor, video, out, not args.no_overlay)
             shown = " then ".join(f"{s:.1f}" for s in starts)
             print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x", flush=True)
 

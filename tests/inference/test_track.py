@@ -51,8 +51,8 @@ def test_patience_and_ids_never_reused() -> None:
     pose, scores = np.array([[[20.0, 20.0], [30.0, 80.0]]]), np.ones((1, 2))
     assert tracker.update(0, box, pose, scores).tolist() == [1]
     assert tracker.update(1, np.zeros((0, 4)), np.zeros((0, 2, 2)), np.zeros((0, 2))).tolist() == []
-    assert tracker.update(4, box, pose, scores).tolist() == [1]  # unseen 2 frames, patience 3: kept
-    assert tracker.update(9, box, pose, scores).tolist() == [2]  # unseen 4 frames: a new id
+    assert tracker.update(4, box, pose, scores).tolist() == [1]  # unseen 3 frames (1-3), patience 3: kept
+    assert tracker.update(9, box, pose, scores).tolist() == [2]  # unseen 4 frames (5-8): a new id
     assert tracker.update(
         10, np.concatenate([box, box + 300]), np.concatenate([pose, pose + 300]), np.ones((2, 2))
     ).tolist() == [2, 3]

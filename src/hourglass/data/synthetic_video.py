@@ -178,9 +178,9 @@ class SyntheticVideo:
             x0 = half
             left = x0 + half + FULL_VIEW_FRAMES * slow  # the walker's right edge reaches the pillar after these
             self.pillar = (left, left + 2 * half / 1.15 + OCCLUDED_FRAMES * slow)
-            end = self.pillar[1] + 2 * half + FULL_VIEW_FRAMES * slow
+            end = min(self.pillar[1] + 2 * half + FULL_VIEW_FRAMES * slow, W - half)  # in full view at the end
             walker = Walker(1, a, np.array([x0, ground]), np.array([slow, 0.0]), 0, 10**9)
-            return [walker], int(np.ceil((end - x0) / slow))
+            return [walker], int((end - x0) / slow)
         a, b = self._figure(1), self._figure(2)  # side by side
         ha, hb = extent(a), extent(b)
         gap = 0.04 * W

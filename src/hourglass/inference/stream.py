@@ -14,8 +14,8 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 
 Between detections (``detect_every`` > 1) a frame's boxes are those of the tracks seen in the frame before, each
 the box around its pose (joints scoring :data:`POSE_BOX_SCORE` or more) enlarged :data:`POSE_BOX_GROWTH` times
-about its centre (rtmlib's ``PoseTracker``): such a frame needs the frame before it done, so the network then runs
-one frame at a time.
+about its centre (rtmlib's ``PoseTracker``), and the person found in it stays that track's: such a frame needs the
+frame before it done, so the network then runs one frame at a time.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from hourglass.inference.video import Frame, FrameSource
 if TYPE_CHECKING:
     from hourglass.inference.predict import PredictReport
 
-QUEUE_FRAMES = 16  # frames each queue between two stages holds at most
+QUEUE_FRAMES = 8  # frames each queue between two stages holds at most
 POSE_BOX_SCORE = 0.3  # joints at or above this score make the box of a pose
 POSE_BOX_GROWTH = 1.25  # the box around a pose's joints, enlarged this much (rtmlib's PoseTracker)
 Detector = Callable[[np.ndarray], tuple[Any, Any]]  # (H, W, 3) uint8 RGB -> boxes (N, 4) xywh, scores (N,)
@@ -105,6 +105,7 @@ class _Item:
     frame: Frame
     detections: list[Detection] | None
     whole: bool = False  # the whole frame is the person (no boxes file, no detector)
+    known: list[int | None] | None = None  # per detection, the track its box came from (``detect_every``)
 
 
 class StreamRun:
@@ -250,7 +251,7 @@ class StreamRun:
                 if item.detections is None:  # boxes from the tracks of the frame before
                     last = self._flush(pending, out, drawing, last)
                     pending, crops = [], 0
-                    item.detections = self._from_tracks(item.frame, last)
+                    item.detections, item.known = self._from_tracks(item.frame, last)
                 boxes = None if item.whole else [d[0] for d in item.detections]
                 pending.append((item, boxes))
                 crops += 1 if boxes is None else len(boxes)
@@ -264,20 +265,22 @@ class StreamRun:
             self.report.notes.append(f"{self.stream.label}: stopped by Ctrl+C after {seen} frames")
         self._flush(pending, out, drawing, last)
 
-    def _from_tracks(self, frame: Frame, last: int) -> list[Detection]:
-        """Detections of ``frame`` from the poses of the tracks seen in frame ``last`` (duplicates suppressed)."""
+    def _from_tracks(self, frame: Frame, last: int) -> tuple[list[Detection], list[int | None]]:
+        """Detections of ``frame`` from the poses of the tracks seen in frame ``last`` (duplicates suppressed), and
+        the track each came from."""
         assert frame.rgb is not None
         height, width = frame.rgb.shape[:2]
-        found = []
+        found, source = [], {}
         for track in self.tracker.live(last):
             box = pose_box(track.keypoints, track.scores)
             if box_problem(box, width, height) is None:
                 found.append((box.tolist(), track.box_score, 1, frame.index))
+                source[id(found[-1])] = track.track_id
         where = f"{frame.file_name} frame {frame.index}"
         read, low, overlapping = self.choose.read, self.choose.low_score, self.choose.overlapping
         kept, _ = self.choose.keep(found, width, height, where)
         self.choose.read, self.choose.low_score, self.choose.overlapping = read, low, overlapping  # not read boxes
-        return kept
+        return kept, [source.get(id(d)) for d in kept]
 
     def _flush(self, pending: list[tuple[_Item, Any]], out: Any, drawing: queue.Queue[Any] | None, last: int) -> int:
         """Run the pending frames, in order: network, tracks, smoothing, JSON, drawing queue. Returns the last index."""
@@ -287,7 +290,8 @@ class StreamRun:
         for (item, _), pose in zip(pending, poses, strict=True):
             frame = item.frame
             detections = item.detections or []
-            ids = self.tracker.update(frame.index, pose.boxes, pose.keypoints, pose.scores, [d[1] for d in detections])
+            box_scores = [d[1] for d in detections]
+            ids = self.tracker.update(frame.index, pose.boxes, pose.keypoints, pose.scores, box_scores, item.known)
             if self.smoother is not None:
                 pose.keypoints = np.stack(
                     [self.smoother(int(t), frame.index, k) for t, k in zip(ids, pose.keypoints, strict=True)]
@@ -300,7 +304,7 @@ class StreamRun:
             self.report.frames += 1
             self.report.people += len(detections)
             if drawing is not None:
-                _put(drawing, (frame.rgb, pose, ids), self.stop, wait=True)
+                drawing.put((frame.rgb, pose, ids))  # the writer takes everything, also after an error of its own
             last = frame.index
         return last
 
@@ -378,15 +382,14 @@ def _items(inbox: queue.Queue[Any]) -> Iterator[Any]:
         yield item
 
 
-def _put(outbox: queue.Queue[Any], item: Any, stop: threading.Event, wait: bool = False) -> bool:
+def _put(outbox: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     """Put ``item`` unless the run is stopping (checked every 0.1 s while the queue is full); False if stopped."""
-    while not stop.is_set() or wait:
+    while not stop.is_set():
         try:
             outbox.put(item, timeout=0.1)
             return True
         except queue.Full:
-            if wait and stop.is_set():
-                return False
+            continue
     return False
 
 

@@ -133,9 +133,13 @@ class Tracker:
         keypoints: np.ndarray,
         scores: np.ndarray,
         box_scores: Sequence[float] | None = None,
+        known: Sequence[int | None] | None = None,
     ) -> np.ndarray:
         """Track ids ``(N,)`` int of frame ``frame``'s people: boxes ``(N, 4)`` ``(x, y, w, h)``, keypoints
-        ``(N, K, 2)``, joint scores ``(N, K)``, box scores ``(N,)`` (1 if None). Frames come in increasing order."""
+        ``(N, K, 2)``, joint scores ``(N, K)``, box scores ``(N,)`` (1 if None). Frames come in increasing order.
+
+        ``known`` gives, per person, the id of the track their box came from (``--detect-every``: a box made from
+        that track's last pose), or None: such a person is that track's while it lives, without matching."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         n = len(boxes)
         k = len(self.sigmas)
@@ -144,17 +148,26 @@ class Tracker:
         box_scores = np.ones(n) if box_scores is None else np.asarray(box_scores, dtype=np.float64).reshape(n)
         if keypoints.shape[1] != k:
             raise InputError(f"tracker: poses have {keypoints.shape[1]} joints, expected {k}")
-        self.tracks = [t for t in self.tracks if frame - t.last_frame <= self.patience]
+        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= self.patience]  # frames unseen
         ids = np.zeros(n, dtype=np.int64)
         matched: set[int] = set()
-        if n and self.tracks:
-            similarity = self.similarity(frame, boxes, keypoints, scores)
+        by_id = {t.track_id: t for t in self.tracks}
+        for c, track_id in enumerate(known or []):
+            if track_id is not None and track_id in by_id:
+                track = by_id.pop(track_id)
+                self._observe(track, frame, boxes[c], keypoints[c], scores[c], box_scores[c])
+                ids[c] = track_id
+                matched.add(c)
+        free, rest = list(by_id.values()), [c for c in range(n) if c not in matched]
+        if rest and free:
+            similarity = self.similarity(frame, boxes[rest], keypoints[rest], scores[rest], free)
             rows, cols = linear_sum_assignment(-similarity)
-            for r, c in zip(rows, cols, strict=True):
-                if similarity[r, c] >= self.threshold:
-                    self._observe(self.tracks[r], frame, boxes[c], keypoints[c], scores[c], box_scores[c])
-                    ids[c] = self.tracks[r].track_id
-                    matched.add(int(c))
+            for r, j in zip(rows, cols, strict=True):
+                if similarity[r, j] >= self.threshold:
+                    c = rest[j]
+                    self._observe(free[r], frame, boxes[c], keypoints[c], scores[c], box_scores[c])
+                    ids[c] = free[r].track_id
+                    matched.add(c)
         for c in range(n):
             if c not in matched:
                 track = Track(
@@ -167,12 +180,20 @@ class Tracker:
                 self.next_id += 1
         return ids
 
-    def similarity(self, frame: int, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """``(T, N)`` max of IoU and OKS between each track where it is expected at ``frame`` and each person (for a
-        partial view, a box under :data:`FULL_VIEW` of the track's area, the share of it inside the expected box
-        counts as its IoU)."""
-        out = np.zeros((len(self.tracks), len(boxes)))
-        for r, track in enumerate(self.tracks):
+    def similarity(
+        self,
+        frame: int,
+        boxes: np.ndarray,
+        keypoints: np.ndarray,
+        scores: np.ndarray,
+        tracks: Sequence[Track] | None = None,
+    ) -> np.ndarray:
+        """``(T, N)`` max of IoU and OKS between each track (of ``tracks``, default all) where it is expected at
+        ``frame`` and each person (for a partial view, a box under :data:`FULL_VIEW` of the track's area, the share of
+        it inside the expected box counts as its IoU)."""
+        tracks = self.tracks if tracks is None else tracks
+        out = np.zeros((len(tracks), len(boxes)))
+        for r, track in enumerate(tracks):
             box, pose = track.expected(frame)
             area = float(box[2] * box[3])
             overlap = box_iou(box, boxes)
