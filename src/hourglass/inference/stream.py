@@ -292,7 +292,7 @@ class StreamRun:
             detections = item.detections or []
             box_scores = [d[1] for d in detections]
             ids = self.tracker.update(frame.index, pose.boxes, pose.keypoints, pose.scores, box_scores, item.known)
-            if self.smoother is not None:
+            if self.smoother is not None and len(ids):
                 pose.keypoints = np.stack(
                     [self.smoother(int(t), frame.index, k) for t, k in zip(ids, pose.keypoints, strict=True)]
                 ).reshape(pose.keypoints.shape)
