@@ -193,3 +193,27 @@ def test_cli_predict_with_tracking_options(checkpoint: Path, videos: Path, tmp_p
     capture.release()
     bad = CliRunner().invoke(app, [*args[:6], "--detect-every", "2"])
     assert bad.exit_code == 1 and "--detect-every needs people to follow" in bad.output
+
+
+def test_frames_with_nobody_are_not_held_back(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    """Frames without boxes add no crops, yet a batch holds at most ``batch_size`` frames: a long stretch with
+    nobody in view is not kept in memory until someone appears (found by benchmarks/predict_memory.py)."""
+    from hourglass.inference.boxes import BoxChoice, read_boxes
+    from hourglass.inference.predict import PredictReport, _Bar
+    from hourglass.inference.predictor import Predictor
+    from hourglass.inference.stream import StreamOptions, StreamRun
+    from hourglass.inference.video import video_source
+
+    predictor = Predictor.from_checkpoint(checkpoint, batch_size=4)
+    sizes: list[int] = []
+    predict = predictor.predict
+    predictor.predict = lambda images, boxes=None, **kw: sizes.append(len(images)) or predict(images, boxes, **kw)  # type: ignore[method-assign]
+    boxes = videos / "leave-arrive.boxes.json"  # frames with nobody between the two walkers
+    choose = BoxChoice(read_boxes(boxes), boxes)
+    report = PredictReport()
+    run = StreamRun(
+        video_source(videos / "leave-arrive.mp4"), predictor, choose, StreamOptions(), _Bar(False), report, False
+    )
+    run.run(tmp_path / "clip.keypoints.json", None)
+    truth = json.loads((videos / "leave-arrive.truth.json").read_text())
+    assert sum(sizes) == report.frames == len(truth["frames"]) and max(sizes) <= 4

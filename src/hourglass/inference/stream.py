@@ -255,7 +255,10 @@ class StreamRun:
                 boxes = None if item.whole else [d[0] for d in item.detections]
                 pending.append((item, boxes))
                 crops += 1 if boxes is None else len(boxes)
-                if crops >= self.predictor.batch_size or self.options.detect_every > 1:
+                full = (
+                    crops >= self.predictor.batch_size or len(pending) >= self.predictor.batch_size
+                )  # frames of nobody
+                if full or self.options.detect_every > 1:
                     last = self._flush(pending, out, drawing, last)
                     pending, crops = [], 0
         except KeyboardInterrupt:
