@@ -3,10 +3,11 @@ peak should not grow with the length.
 
 Usage: python benchmarks/predict_memory.py [--short 300] [--long 3000] [--height 120 --width 160]
 
-Writes two synthetic videos (``side-by-side``: two people, boxes from its ``.boxes.json``, so tracking runs too)
+Writes two synthetic videos (``side-by-side``: two people who walk out of view after a few seconds, then nobody)
 and an untrained small checkpoint (hg1, 16 channels, 64x64 input), then runs ``hourglass predict`` on each in a
-fresh process (``python -m hourglass predict ... --boxes ... --smooth``, overlay video written) and reads that
-process's peak resident memory (``ru_maxrss`` of the child, from ``os.wait4``). Prints both peaks and their ratio;
+fresh process, twice: with the video's ``.boxes.json`` (two tracks, then frames with nobody) and with the whole
+frame as the person (a pose on every frame), both with ``--smooth`` and the overlay video written; it reads each
+process's peak resident memory (``ru_maxrss`` of the child, from ``os.wait4``). Prints the peaks and their ratio;
 the target is a ratio within 1.10.
 """
 
@@ -51,18 +52,23 @@ def main() -> None:
             "data": {"input_size": [64, 64], "heatmap_size": [16, 16], "skeleton": "mpii_16"},
         }
         ckpt = save_checkpoint(root / "m.safetensors", create_model("hg1", num_channels=16), meta)
-        peaks = {}
-        for frames in (args.short, args.long):
-            folder = write_synthetic_video(
+        folders = {
+            frames: write_synthetic_video(
                 root / f"v{frames}", ["side-by-side"], size=(args.height, args.width), num_frames=frames
             )
-            command = [sys.executable, "-m", "hourglass", "predict", str(folder / "side-by-side.mp4")]
-            command += ["--checkpoint", str(ckpt), "--out", str(root / f"out{frames}")]
-            command += ["--boxes", str(folder / "side-by-side.boxes.json"), "--smooth"]
-            peaks[frames] = peak_rss_mib(command)
-            print(f"{frames:5d} frames: peak RSS {peaks[frames]:.1f} MiB", flush=True)
-        ratio = peaks[args.long] / peaks[args.short]
-        print(f"ratio {args.long} / {args.short} frames: {ratio:.3f} (target <= 1.10)")
+            for frames in (args.short, args.long)
+        }
+        for mode in ("boxes", "whole frame"):
+            peaks = {}
+            for frames, folder in folders.items():
+                command = [sys.executable, "-m", "hourglass", "predict", str(folder / "side-by-side.mp4")]
+                command += ["--checkpoint", str(ckpt), "--out", str(root / f"out{frames}"), "--smooth"]
+                if mode == "boxes":
+                    command += ["--boxes", str(folder / "side-by-side.boxes.json")]
+                peaks[frames] = peak_rss_mib(command)
+                print(f"{mode:12s} {frames:5d} frames: peak RSS {peaks[frames]:.1f} MiB", flush=True)
+            ratio = peaks[args.long] / peaks[args.short]
+            print(f"{mode:12s} ratio {args.long} / {args.short} frames: {ratio:.3f} (target <= 1.10)", flush=True)
 
 
 if __name__ == "__main__":
