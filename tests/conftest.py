@@ -7,6 +7,7 @@ for training, evaluation and CLI tests: a tiny synthetic dataset written by the 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,20 @@ def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
     return model.eval()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hourglass_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``$HOURGLASS_HOME`` for the session: a temporary folder, so caches (OpenVINO's exports and compiled models)
+    never land in the user's ``~/.cache/hourglass``."""
+    home = tmp_path_factory.mktemp("hourglass-home")
+    previous = os.environ.get("HOURGLASS_HOME")
+    os.environ["HOURGLASS_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("HOURGLASS_HOME", None)
+    else:
+        os.environ["HOURGLASS_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -93,3 +93,16 @@ def test_out_of_space_names_the_file_and_keeps_the_previous_one(tmp_path: Path) 
     assert "MB free" in message and "file-size limit 65.5 kB" in message
     assert (tmp_path / "a.bin").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_cache_dir_follows_hourglass_home_then_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hourglass.files import cache_dir
+
+    monkeypatch.setenv("HOURGLASS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "home"
+    monkeypatch.delenv("HOURGLASS_HOME")
+    assert cache_dir() == tmp_path / "xdg" / "hourglass"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert cache_dir() == tmp_path / "user" / ".cache" / "hourglass"

@@ -22,7 +22,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperCommand
 
-from hourglass.errors import ConfigError, HourglassError
+from hourglass.errors import ConfigError, DataError, HourglassError
 from hourglass.metrics.mpii import PCKH_COLUMNS
 
 if TYPE_CHECKING:
@@ -365,20 +365,39 @@ def eval_mpii(
 
 @app.command(cls=SizedCommand)
 def synth(
-    out: Annotated[str, typer.Option("--out", help="folder to create (images/ and annotations)")],
-    num: Annotated[int, typer.Option("--num", help="number of images, one figure each")],
+    out: Annotated[str, typer.Option("--out", help="folder to create (images/ and annotations, or the videos)")],
+    num: Annotated[
+        int | None, typer.Option("--num", help="number of images, one figure each (--video: frames of each video)")
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="coco or mpii")] = "coco",
     seed: Annotated[int, typer.Option("--seed", help="figure seed")] = 0,
     image_size: Annotated[
-        list[str] | None, typer.Option(IMAGE_SIZE_OPTION, metavar="H W", help="H W of each image (default: 128 128)")
+        list[str] | None,
+        typer.Option(IMAGE_SIZE_OPTION, metavar="H W", help="H W of each image (default 128 128; --video 270 480)"),
     ] = None,
     image_format: Annotated[str, typer.Option("--image-format", help="png or jpg")] = "png",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing folder")] = False,
+    video: Annotated[
+        bool, typer.Option("--video", help="walking figures with identities: leave-arrive, occlusion, side-by-side")
+    ] = False,
 ) -> None:
-    """Write synthetic figures (MPII_16 joints) as real image files with COCO or MPII annotations."""
+    """Write synthetic figures (MPII_16 joints) as real image files with COCO or MPII annotations, or videos."""
+    if video:
+        from hourglass.data.synthetic_video import VIDEO_SCENARIOS, VIDEO_SIZE, write_synthetic_video
+
+        def video_go() -> Path:
+            size = size_numbers(image_size, IMAGE_SIZE_OPTION) or VIDEO_SIZE
+            return write_synthetic_video(out, seed=seed, size=size, num_frames=num, overwrite=overwrite)
+
+        path = run_guarded(video_go)
+        names = ", ".join(f"{s}.mp4" for s in VIDEO_SCENARIOS)
+        console.print(f"wrote {names} with their .truth.json and .boxes.json to {path}", highlight=False)
+        return
     from hourglass.data.synthetic import write_synthetic
 
     def go() -> Path:
+        if num is None:
+            raise DataError("synth: --num is required (the number of images)")
         size = size_numbers(image_size, IMAGE_SIZE_OPTION)
         return write_synthetic(out, num, format, seed, (128, 128) if size is None else size, image_format, overwrite)
 
@@ -463,6 +482,16 @@ def predict(
     backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
+    detect_every: Annotated[
+        int, typer.Option("--detect-every", help="videos: boxes on every N-th frame only, from the poses between")
+    ] = 1,
+    track_patience: Annotated[
+        int | None, typer.Option("--track-patience", help="videos: frames a person may go unseen and keep their id")
+    ] = None,
+    smooth: Annotated[bool, typer.Option("--smooth", help="videos: One Euro filter on each person's joints")] = False,
+    overlay: Annotated[
+        bool, typer.Option("--overlay/--no-overlay", help="videos: write the overlay video (else keypoints only)")
+    ] = True,
 ) -> None:
     """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
     from pathlib import Path
@@ -495,6 +524,10 @@ def predict(
             max_frames=max_frames,
             fps=fps,
             detector=people,
+            detect_every=detect_every,
+            track_patience=track_patience,
+            smooth=smooth,
+            overlay=overlay,
         )
     )
     for note in report.notes:

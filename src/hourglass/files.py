@@ -126,3 +126,13 @@ def _out_of_space(err: BaseException, tmp: Path) -> str | None:
 def _size(num_bytes: int) -> str:
     """``num_bytes`` in MB, or kB below 0.1 MB."""
     return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 100_000 else f"{num_bytes / 1e3:.1f} kB"
+
+
+def cache_dir() -> Path:
+    """The folder of hourglass's caches (OpenVINO's compiled models under ``openvino/``): ``$HOURGLASS_HOME``, else
+    ``$XDG_CACHE_HOME/hourglass``, else ``~/.cache/hourglass``. Not created here."""
+    home = os.environ.get("HOURGLASS_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "hourglass"

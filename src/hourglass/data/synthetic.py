@@ -139,10 +139,9 @@ def sample_figure(index: int, seed: int = 0, image_size: Sequence[int] = (128, 1
     c, s = np.cos(rot), np.sin(rot)
     j = j @ np.array([[c, s], [-s, c]])
     widths = np.array([0.15, 0.12, 0.2, 0.15]) * T * u(0.8, 1.25, 4)  # upper arm, forearm, thigh, shin half widths
+    lo, hi = figure_extent(j, widths)
     hc = 0.5 * (j[NECK] + j[HEAD])
     hr = 0.5 * np.linalg.norm(j[HEAD] - j[NECK])
-    lo = np.minimum(j.min(0), hc - hr) - widths.max()
-    hi = np.maximum(j.max(0), hc + hr) + widths.max()
     size = hi - lo
     room = np.array([W, H]) - size
     offset = np.where(room > 0, u(0, 1, 2) * room, room / 2 + u(-0.1, 0.1, 2) * size) - lo
@@ -172,6 +171,16 @@ def sample_figure(index: int, seed: int = 0, image_size: Sequence[int] = (128, 1
             if visible[k] and cv2.pointPolygonTest(p32, (float(j[k, 0]), float(j[k, 1])), False) >= 0:
                 occluded[k] = 1
     return Figure(j, visible, occluded, bbox, head_box, (H, W), front, widths, T, yaw, occluders)
+
+
+def figure_extent(points: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Corners ``(x1, y1)``, ``(x2, y2)`` of what a figure with joints ``points`` (16, 2) and limb half ``widths``
+    covers: its joints and head, grown by the widest limb (unclipped)."""
+    hc = 0.5 * (points[NECK] + points[HEAD])
+    hr = 0.5 * np.linalg.norm(points[HEAD] - points[NECK])
+    lo = np.minimum(points.min(0), hc - hr) - widths.max()
+    hi = np.maximum(points.max(0), hc + hr) + widths.max()
+    return lo, hi
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -252,8 +261,18 @@ def render_figure(fig: Figure, index: int, seed: int = 0) -> np.ndarray:
     H, W = fig.image_size
     rng = np.random.default_rng((int(seed), int(index), 1))
     img = _background(rng, H, W)
-    T = fig.torso_len
-    _clutter(rng, img, T)
+    _clutter(rng, img, fig.torso_len)
+    draw_figure(img, fig, rng)
+    noise = rng.uniform(0, 8)
+    out = img.astype(np.float32) + rng.normal(0, noise, img.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.0))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def draw_figure(img: np.ndarray, fig: Figure, rng: np.random.Generator) -> None:
+    """Draw ``fig`` (and its occluders) onto ``img`` (H, W, 3) uint8 RGB in place; ``rng`` draws its colours and
+    which arms pass behind the torso, so the same seed gives the same-looking person."""
     j = fig.points
     skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))])
     hair = _jitter(rng, _HAIR[rng.integers(len(_HAIR))])
@@ -304,11 +323,6 @@ def render_figure(fig: Figure, index: int, seed: int = 0) -> np.ndarray:
         col = _colour(rng)
         cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], col, cv2.LINE_AA, 4)
         cv2.polylines(img, [np.round(poly * 16).astype(np.int32)], True, _shade(col, 0.6), 1, cv2.LINE_AA, 4)
-    noise = rng.uniform(0, 8)
-    out = img.astype(np.float32) + rng.normal(0, noise, img.shape).astype(np.float32)
-    if rng.random() < 0.3:
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.0))
-    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _draw_head(img: np.ndarray, fig: Figure, j: np.ndarray, skin: tuple, hair: tuple) -> None:

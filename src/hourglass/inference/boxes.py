@@ -101,12 +101,13 @@ class BoxChoice:
     """The people of each image or frame: its detections above the score threshold, overlaps suppressed.
 
     The detections come from ``grouped``, :func:`read_boxes` of ``boxes_file`` (named in messages), or from
-    ``detector`` run on each picture (a :class:`~hourglass.inference.detect.PersonDetector`: its
-    ``detect(rgb)`` gives every person box with its score, before thresholds); with neither, each image or
-    frame is one person, the whole picture. The counts add up over every call: ``read`` detections found for
-    the images and frames seen, of which ``low_score`` scored at or under ``box_threshold`` and ``overlapping``
-    were suppressed; ``unmatched`` names the images and frames left without anybody: no detection in the file
-    for them, or none of the detector's above the threshold (see :meth:`take_unmatched`).
+    ``detector`` run on each picture (``rgb (H, W, 3) uint8 -> (boxes (N, 4) (x, y, w, h), scores (N,))``, every
+    person box before thresholds, such as :meth:`hourglass.inference.detect.PersonDetector.detect`); with neither,
+    each image or frame is one person, the whole picture. The counts add up over every call: ``read``
+    detections found for the images and frames seen, of which ``low_score`` scored at or under
+    ``box_threshold`` and ``overlapping`` were suppressed; ``unmatched`` names the images and frames left without
+    anybody: no detection in the file for them, or none of the detector's above the threshold (see
+    :meth:`take_unmatched`).
     """
 
     grouped: Mapping[str, list[Detection]] | None
@@ -136,12 +137,37 @@ class BoxChoice:
             rgb: the picture ``(height, width, 3)`` uint8, which the detector needs.
         """
         if self.detector is not None:
-            boxes, scores = self.detector.detect(rgb)
-            detections = [(box.tolist(), float(score), 1, image_id) for box, score in zip(boxes, scores, strict=True)]
-        elif self.grouped is None:
+            boxes, scores = self.detector(rgb)
+            return self.detected(boxes, scores, width, height, where, image_id)
+        if self.grouped is None:
             return [(whole_image_box(width, height).tolist(), 1.0, 1, image_id)], []
-        else:
-            detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
+        detections = next((self.grouped[key] for key in keys if key in self.grouped), [])
+        if not detections:
+            self.unmatched.append(where)
+        return self.keep(detections, width, height, where)
+
+    def detected(
+        self, boxes: Any, scores: Any, width: int, height: int, where: str, image_id: Any
+    ) -> tuple[list[Detection], list[str]]:
+        """What :meth:`__call__` gives, for a detector's ``boxes`` ``(N, 4)`` ``(x, y, w, h)`` and ``scores`` ``(N,)``
+        on a ``width`` x ``height`` picture (category 1, ``image_id`` as given); a picture where none is kept is
+        noted in ``unmatched``."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(s) != len(b):
+            raise InputError(f"{where}: the detector gave {len(b)} boxes but {len(s)} scores")
+        kept, problems = self.keep(
+            [(box.tolist(), float(score), 1, image_id) for box, score in zip(b, s, strict=True)], width, height, where
+        )
+        if not kept:
+            self.unmatched.append(where)
+        return kept, problems
+
+    def keep(
+        self, detections: Sequence[Detection], width: int, height: int, where: str
+    ) -> tuple[list[Detection], list[str]]:
+        """``detections`` scoring above the threshold, usable on a ``width`` x ``height`` picture, overlaps
+        suppressed (best score first), and one problem per unusable box; the counts grow."""
         self.read += len(detections)
         kept, problems = [], []
         for j, det in enumerate(detections):
@@ -155,8 +181,6 @@ class BoxChoice:
                 problems.append(f"{where}: box {j} (image_id {det[3]!r}) {problem}; skipped")
         order = suppress_overlaps([d[0] for d in kept], [d[1] for d in kept], self.nms_threshold)
         self.overlapping += len(kept) - len(order)
-        if not (len(order) if self.detector is not None else detections):
-            self.unmatched.append(where)
         return [kept[i] for i in order], problems
 
     def missing(self, one_image: bool = False) -> str:

@@ -2,11 +2,12 @@
 as COCO results JSON and overlay pictures (:func:`predict_files`).
 
 Read top to bottom: :func:`predict_files` collects the inputs and refuses an ``--out`` that holds them, loads the
-:class:`~hourglass.inference.predictor.Predictor`, then runs the images (:func:`_predict_images`) and each
-frame source (:func:`_predict_stream`). Both feed :class:`_Batches`, which runs the network once ``batch_size``
-crops are waiting and hands each picture's :class:`~hourglass.inference.predictor.Poses` to a writer
-(:class:`_ImageOutputs`, :class:`_StreamRun`). Problems are collected in a :class:`PredictReport`: a file that
-cannot be used is named there and skipped, and a file is written only when something usable went into it.
+:class:`~hourglass.inference.predictor.Predictor`, then runs the images (:func:`_predict_images`: :class:`_Batches`
+runs the network once ``batch_size`` crops are waiting and hands each picture's
+:class:`~hourglass.inference.predictor.Poses` to :class:`_ImageOutputs`) and each frame source
+(:func:`_predict_stream`: :class:`~hourglass.inference.stream.StreamRun`, overlapping stages with identities).
+Problems are collected in a :class:`PredictReport`: a file that cannot be used is named there and skipped, and a
+file is written only when something usable went into it.
 
 Output names: an image ``a.png`` gives ``a.png`` (its overlay); a video ``clip.mp4`` or a frames folder
 ``clip/`` gives ``clip.mp4`` and ``clip.keypoints.json``. Inputs that share a name (``x.png`` from two
@@ -24,17 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from hourglass.data import Skeleton
-from hourglass.data.coco import coco_result, image_keys
+from hourglass.data.coco import image_keys
 from hourglass.data.images import IMAGE_SUFFIXES, read_image
 from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
 from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, BoxChoice, Detection, read_boxes
-from hourglass.inference.detect import open_detector
+from hourglass.inference.detect import PersonDetector, open_detector
 from hourglass.inference.predictor import Poses, Predictor, calibration_images
+from hourglass.inference.stream import Detector, StreamOptions, StreamRun, check_options, coco_results
 from hourglass.inference.video import (
     VIDEO_SUFFIXES,
     FrameSource,
@@ -136,6 +137,10 @@ def predict_files(
     max_frames: int | None = None,
     fps: float | None = None,
     detector: Any | None = None,
+    detect_every: int = 1,
+    track_patience: int | None = None,
+    smooth: bool = False,
+    overlay: bool = True,
 ) -> PredictReport:
     """``hourglass predict``: keypoints of every person in every image, video frame and camera frame.
 
@@ -163,6 +168,13 @@ def predict_files(
     and skipped; the rest are processed. ``max_frames`` caps each video and the camera; ``fps`` overrides the
     overlay frame rate.
 
+    ``detector`` (any callable ``(H, W, 3) uint8 RGB -> (boxes (N, 4) (x, y, w, h), scores (N,))``) finds the people
+    instead of a boxes file, through the same thresholds. In streams every person gets a ``track_id``
+    (:mod:`hourglass.inference.track`; ``track_patience`` frames unseen, default one second of the source), and
+    :mod:`hourglass.inference.stream` runs reading, people, poses and writing in overlapping stages: see
+    :class:`~hourglass.inference.stream.StreamOptions` for ``detect_every``, ``smooth`` and ``overlay`` (False:
+    the keypoints JSON only, no overlay video).
+
     Raises:
         HourglassError: for problems that stop everything before anything is written (checkpoint, boxes
             file, no usable input at all, an ``out`` that is a file or that holds inputs).
@@ -181,12 +193,10 @@ def predict_files(
     if boxes is not None and detector is not None:
         raise ConfigError("--boxes and --detector both give the people: choose one")
     grouped = read_boxes(boxes) if boxes is not None else None
-    people = None
-    if detector is not None:  # on OpenVINO (bf16 for bf16 and int8) when the pose network is, else ONNX Runtime
-        runtime = "openvino" if backend == "openvino" else "onnxruntime"
-        half = runtime == "openvino" and precision in ("bf16", "int8")
-        people = open_detector(detector, box_threshold, nms_threshold, runtime, "bf16" if half else "fp32")
-    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=people)
+    find_people = _person_finder(detector, backend, precision, box_threshold, nms_threshold)
+    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=find_people)
+    options = StreamOptions(find_people, detect_every, track_patience, smooth, overlay=overlay)
+    check_options(options, grouped is not None)
     calibration = None
     if precision == "int8":
         if not images:
@@ -202,10 +212,30 @@ def predict_files(
             _predict_images(images, predictor, out_dir, choose, heatmaps, bar, report)
         names = _Names()
         for source in [*streams, *([camera] if camera is not None else [])]:
-            _predict_stream(source, names, predictor, out_dir, choose, bar, report, fps=fps, max_frames=max_frames)
+            _predict_stream(source, names, predictor, out_dir, choose, options, bar, report, fps, max_frames)
     report.boxes_read, report.boxes_low_score = choose.read, choose.low_score
     report.boxes_overlapping = choose.overlapping
     return report
+
+
+def _person_finder(
+    detector: Any, backend: str, precision: str, box_threshold: float, nms_threshold: float
+) -> Detector | None:
+    """The function that finds each picture's people before thresholds: ``rgb -> (boxes (N, 4), scores (N,))``.
+
+    A published detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector` runs
+    through :func:`~hourglass.inference.detect.open_detector` (OpenVINO when the pose network does, bf16 for bf16
+    and int8, else ONNX Runtime fp32) and gives its :meth:`~hourglass.inference.detect.PersonDetector.detect`;
+    any other callable is used as it is. :class:`~hourglass.inference.boxes.BoxChoice` then applies the
+    thresholds once.
+    """
+    if detector is None:
+        return None
+    if callable(detector) and not isinstance(detector, PersonDetector):
+        return detector
+    runtime = "openvino" if backend == "openvino" else "onnxruntime"
+    half = runtime == "openvino" and precision in ("bf16", "int8")
+    return open_detector(detector, box_threshold, nms_threshold, runtime, "bf16" if half else "fp32").detect
 
 
 class _Names:
@@ -265,7 +295,6 @@ class _Pending:
     detections: list[Detection]
     file_name: str
     name: str = ""  # output name of an image
-    frame: int | None = None  # index of a video frame
 
 
 class _Batches:
@@ -318,8 +347,9 @@ def _predict_images(
                 report.notes.append(f"{path}: written as {name}.png (the name {path.stem!r} is taken); {shared}")
             height, width = rgb.shape[:2]
             detections, problems = choose(image_keys(path), width, height, str(path), _image_id(name), rgb)
+            boxes = choose.boxes(detections)
             report.failures.extend(problems)
-            batches.add(_Pending(rgb, choose.boxes(detections), detections, str(path), name=name))
+            batches.add(_Pending(rgb, boxes, detections, str(path), name=name))
         bar.advance(task)
     batches.flush()
     for where in choose.take_unmatched():
@@ -362,13 +392,15 @@ def _predict_stream(
     predictor: Predictor,
     out_dir: Path,
     choose: BoxChoice,
+    options: StreamOptions,
     bar: _Bar,
     report: PredictReport,
     fps: float | None = None,
     max_frames: int | None = None,
 ) -> None:
-    """Overlay video ``out_dir/<name>.mp4`` and ``out_dir/<name>.keypoints.json`` of a video file, a folder of
-    frames (a :class:`~pathlib.Path`) or a camera (an index or a capture object); problems go to ``report``.
+    """``out_dir/<name>.keypoints.json`` and the overlay video ``out_dir/<name>.mp4`` of a video file, a folder of
+    frames (a :class:`~pathlib.Path`) or a camera (an index or a capture object) through
+    :class:`~hourglass.inference.stream.StreamRun`; problems go to ``report``.
 
     Both files are written atomically once the stream has ended, and neither when no frame could be read; a
     camera stopped with Ctrl+C keeps the frames it has.
@@ -380,13 +412,13 @@ def _predict_stream(
         return
     name = names.take(stream.name)
     live = not isinstance(source, Path)
-    run = _StreamRun(stream, out_dir / f"{name}.mp4", predictor, choose, bar, report, live)
+    run = StreamRun(stream, predictor, choose, options, bar, report, live)
+    video = out_dir / f"{name}.mp4" if options.overlay else None
     try:
-        report.written.append(atomic_write(run.video, run.write_video, suffix=".tmp.mp4"))
+        report.written.extend(run.run(out_dir / f"{name}.{RESULTS_SUFFIX}", video))
     except DataError as err:
         report.failures.append(str(err))
     else:
-        report.written.append(_write_json(out_dir / f"{name}.{RESULTS_SUFFIX}", run.results))
         report.videos += 1
     unmatched = choose.take_unmatched()
     if unmatched:
@@ -404,84 +436,6 @@ def _open_source(source: Any, fps: float | None, max_frames: int | None) -> Fram
     if source.is_dir():
         return folder_source(source, fps, max_frames)
     return video_source(source, fps, max_frames)
-
-
-class _StreamRun:
-    """One frame source through the network: its overlay video written frame by frame, its COCO results, and
-    its broken frames (``frame 3 (could not be decoded)``)."""
-
-    def __init__(
-        self,
-        stream: FrameSource,
-        video: Path,
-        predictor: Predictor,
-        choose: BoxChoice,
-        bar: _Bar,
-        report: PredictReport,
-        live: bool,
-    ) -> None:
-        self.stream = stream
-        self.video = video
-        self.predictor = predictor
-        self.choose = choose
-        self.bar = bar
-        self.report = report
-        self.live = live
-        self.results: list[dict[str, Any]] = []
-        self.broken: list[str] = []
-        self.writer: Any = None  # cv2.VideoWriter, opened at the first overlay (its size)
-        self.tmp = ""
-
-    def write_video(self, tmp: str) -> None:
-        """Read the whole source, writing overlays to ``tmp`` (the temporary file of :func:`atomic_write`).
-
-        Raises:
-            DataError: when no frame could be read, or OpenCV cannot write the video.
-        """
-        self.tmp = tmp
-        batches = _Batches(self.predictor, False, self.done)
-        try:
-            self.read_frames(batches)
-            batches.flush()
-        finally:
-            if self.writer is not None:
-                self.writer.release()
-        if self.writer is None:
-            raise DataError(f"{self.stream.label}: no readable frame")
-
-    def read_frames(self, batches: _Batches) -> None:
-        """Hand every readable frame to ``batches``; note broken ones; Ctrl+C ends a live camera, keeping its frames."""
-        task = self.bar.task(self.video.stem, self.stream.total)
-        seen = 0
-        try:
-            for frame in self.stream.frames:
-                seen += 1
-                if frame.rgb is None:
-                    self.broken.append(f"frame {frame.index} ({frame.problem})")
-                else:
-                    height, width = frame.rgb.shape[:2]
-                    where = f"{frame.file_name} frame {frame.index}"
-                    detections, problems = self.choose(frame.keys, width, height, where, frame.index, frame.rgb)
-                    self.report.failures.extend(problems)
-                    boxes = self.choose.boxes(detections)
-                    batches.add(_Pending(frame.rgb, boxes, detections, frame.file_name, frame=frame.index))
-                self.bar.advance(task)
-        except KeyboardInterrupt:
-            if not self.live:
-                raise
-            self.report.notes.append(f"{self.stream.label}: stopped by Ctrl+C after {seen} frames")
-
-    def done(self, item: _Pending, poses: Poses) -> None:
-        overlay = _overlay(item, poses, self.predictor.skeleton, self.choose.per_person)
-        if self.writer is None:
-            height, width = overlay.shape[:2]
-            self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.stream.fps, (width, height))
-            if not self.writer.isOpened():
-                raise DataError(f"{self.video}: OpenCV cannot write an mp4v video of {width}x{height}")
-        self.writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-        self.results.extend(_results(item, poses))
-        self.report.frames += 1
-        self.report.people += len(item.detections)
 
 
 # --- shared by both ----------------------------------------------------------------------------------------
@@ -509,13 +463,5 @@ def _overlay(item: _Pending, poses: Poses, skeleton: Skeleton, show_boxes: bool)
 
 
 def _results(item: _Pending, poses: Poses) -> list[dict[str, Any]]:
-    """COCO result entries of one image or frame (``frame`` added for video frames)."""
-    results = []
-    for p, (bbox, box_score, category_id, image_id) in enumerate(item.detections):
-        extra: dict[str, Any] = {"bbox": [round(float(v), 3) for v in bbox], "file_name": item.file_name}
-        if item.boxes is not None:  # a detected or given box, not the whole picture
-            extra["bbox_score"] = round(float(box_score), 4)
-        if item.frame is not None:
-            extra["frame"] = item.frame
-        results.append(coco_result(image_id, category_id, poses.keypoints[p], poses.scores[p], box_score, 3, **extra))
-    return results
+    """COCO result entries of one image (``bbox_score`` when its people came from boxes, not the whole image)."""
+    return coco_results(item.detections, poses, item.file_name, box_scores=item.boxes is not None)

@@ -43,6 +43,7 @@ from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.device import autocast_context, eager_precision, resolve_device
 from hourglass.errors import ConfigError, InputError
 from hourglass.extras import extra_installed, require_extra, require_extras
+from hourglass.files import atomic_write, cache_dir
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
 
@@ -158,7 +159,9 @@ class OpenVinoRuntime(Runtime):
     """OpenVINO CPU plugin on the folded ONNX export; fp32/bf16 via ``INFERENCE_PRECISION_HINT``, int8 via NNCF.
 
     The model keeps a dynamic batch; each batch size seen is compiled once with a static input shape
-    (about 5-10% faster than the dynamic-shape model at batch 1 here), cached for later calls.
+    (about 5-10% faster than the dynamic-shape model at batch 1 here), cached for later calls. OpenVINO keeps the
+    compiled models on disk under :func:`openvino_cache` (its ``CACHE_DIR``), and :func:`cached_onnx` the export,
+    so a later start with the same weights, shape and precision skips both the export and the compile.
     """
 
     backend = "openvino"
@@ -176,7 +179,7 @@ class OpenVinoRuntime(Runtime):
         self.precision = precision
         self.core = ov.Core()
         model = self.core.read_model(str(onnx_path))
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(openvino_cache())}
         if precision == "int8":
             if not calibration:
                 raise ConfigError("openvino int8: post-training quantisation needs calibration images")
@@ -198,6 +201,13 @@ class OpenVinoRuntime(Runtime):
         request = self.infer_request(images.shape)
         request.infer({0: images})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+
+def openvino_cache() -> Path:
+    """OpenVINO's compiled-model cache: ``openvino/`` in :func:`hourglass.files.cache_dir`, created if missing."""
+    folder = cache_dir() / "openvino"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def quantize_int8(ov_model: Any, calibration: Sequence[np.ndarray]) -> Any:
@@ -356,10 +366,36 @@ def _build(
     require_extras(*BACKEND_EXTRAS[backend])  # now, not after the export
     if onnx_path is not None:
         return _from_onnx(backend, onnx_path, precision, input_size, channels, calibration)
+    if backend == "openvino":  # the export is kept, so that a second start skips it as it skips the compile
+        return _from_onnx(backend, cached_onnx(net, input_size, channels), precision, input_size, channels, calibration)
     with tempfile.TemporaryDirectory(prefix="hourglass-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
         write_onnx(net, torch.rand(2, channels, *input_size), path)
         return _from_onnx(backend, path, precision, input_size, channels, calibration)
+
+
+EXPORT_VERSION = 1
+
+
+def cached_onnx(net: nn.Module, input_size: tuple[int, int], channels: int) -> Path:
+    """The ONNX export of ``net`` (ready for inference) at ``input_size``, from ``onnx/`` in
+    :func:`hourglass.files.cache_dir`, exported there (atomically) the first time.
+
+    The file is named by a SHA-256 of what the export depends on: every tensor of the network (names, shapes,
+    values), its layers (``repr``), the input size and channels, torch's version and :data:`EXPORT_VERSION` (raise it
+    when :func:`~hourglass.inference.export.write_onnx` changes what it writes).
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {input_size} {channels} {net!r}".encode())
+    for name, tensor in net.state_dict().items():
+        value = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name} {value.dtype} {tuple(value.shape)}".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    path = cache_dir() / "onnx" / f"{digest.hexdigest()[:32]}.onnx"
+    if not path.is_file():
+        atomic_write(path, lambda tmp: write_onnx(net, torch.rand(2, channels, *input_size), Path(tmp)), ".tmp.onnx")
+    return path
 
 
 def _from_onnx(

@@ -66,6 +66,7 @@ def draw_skeleton(
     faded_alpha: float = 0.35,
     radius: int | None = None,
     thickness: int | None = None,
+    colour: RGB | None = None,
 ) -> np.ndarray:
     """A copy of ``image`` with the skeleton drawn on it.
 
@@ -78,6 +79,7 @@ def draw_skeleton(
         visible: ``(K,)`` joints to draw at all (e.g. annotated ones of a ground truth); non-finite
             keypoints are never drawn.
         radius, thickness: joint radius and limb width in pixels; by default they grow with the image.
+        colour: one colour for every limb and joint (a person's track colour) instead of the skeleton's.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB.
@@ -104,13 +106,14 @@ def draw_skeleton(
     radius = radius or max(2, round(size / 90))
     thickness = thickness or max(1, round(size / 160))
     fixed = np.round(np.nan_to_num(kp) * (1 << _SHIFT)).astype(np.int64)
-    colours = joint_colours(skeleton)
+    colours = joint_colours(skeleton) if colour is None else [colour] * k
+    limb_colours = skeleton.colours if colour is None else [colour] * len(skeleton.edges)
 
     def paint(target: np.ndarray, want_strong: bool) -> None:
-        for (a, b), colour in zip(skeleton.edges, skeleton.colours, strict=True):
+        for (a, b), limb in zip(skeleton.edges, limb_colours, strict=True):
             if drawn[a] and drawn[b] and bool(strong[a] and strong[b]) == want_strong:
                 pa, pb = (int(v) for v in fixed[a]), (int(v) for v in fixed[b])
-                cv2.line(target, tuple(pa), tuple(pb), tuple(int(c) for c in colour), thickness, cv2.LINE_AA, _SHIFT)
+                cv2.line(target, tuple(pa), tuple(pb), tuple(int(c) for c in limb), thickness, cv2.LINE_AA, _SHIFT)
         for j in range(k):
             if drawn[j] and bool(strong[j]) == want_strong:
                 centre = (int(fixed[j, 0]), int(fixed[j, 1]))
@@ -132,6 +135,32 @@ def draw_boxes(image: Any, boxes: Any, colour: RGB = (255, 255, 0), thickness: i
     for x, y, w, h in np.round(b * (1 << _SHIFT)).astype(np.int64):
         cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), colour, thickness, cv2.LINE_AA, _SHIFT)
     return canvas
+
+
+def track_colour(track_id: int) -> RGB:
+    """A bright RGB colour for ``track_id``: hues a golden angle apart, so neighbouring ids differ."""
+    hue = int((track_id * 137.508) % 360) // 2  # OpenCV's hue is 0-179
+    hsv = np.array([[[hue, 220, 255]]], dtype=np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])  # type: ignore[return-value]
+
+
+def draw_track(image: np.ndarray, box: Any, track_id: int, thickness: int | None = None) -> np.ndarray:
+    """``image`` (uint8 RGB, drawn on in place and returned) with box ``(x, y, w, h)`` outlined in the track's colour
+    and labelled ``id N`` above its top-left corner."""
+    colour = track_colour(track_id)
+    x, y, w, h = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    size = min(image.shape[:2])
+    thickness = thickness or max(1, round(size / 240))
+    one = 1 << _SHIFT
+    corners = (round(x * one), round(y * one)), (round((x + w) * one), round((y + h) * one))
+    cv2.rectangle(image, corners[0], corners[1], colour, thickness, cv2.LINE_AA, _SHIFT)
+    scale = max(0.4, size / 600)
+    text = f"id {track_id}"
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    left, top = int(max(x, 0)), int(max(y - th - base - 2, 0))
+    cv2.rectangle(image, (left, top), (left + tw + 4, top + th + base + 2), colour, -1)
+    cv2.putText(image, text, (left + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return image
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:

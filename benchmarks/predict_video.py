@@ -1,0 +1,152 @@
+"""End-to-end frames/s of ``hourglass predict`` on a video against the network's own frames/s, side by side.
+
+Usage: python benchmarks/predict_video.py [--frames 64] [--height 720 --width 1280] [--batch 8]
+                                          [--configs hg2:256:eager:bf16 hg2:256:openvino:bf16 demo:128:eager:bf16]
+                                          [--no-overlay]
+
+Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x ``--width``) and, per config
+``MODEL:SIZE:BACKEND:PRECISION`` (``demo`` is the demo's model: hg1 with 128 channels), an untrained checkpoint
+(speed does not depend on the weights). For each it measures, in this one run:
+
+- **network**: frames/s of the network alone at ``--batch`` whole-frame crops per call with the flip test (so each
+  call runs ``2 x batch`` inputs), on random inputs, after one warm-up call: what ``hourglass bench`` throughput / 2
+  gives;
+- **end to end**: frames/s of one ``hourglass predict`` video run (:class:`hourglass.inference.stream.StreamRun`:
+  decode, crops, network, decoding, tracking, JSON, overlay drawing and encoding, overlapping), the whole frame as
+  the person, after the predictor is built (start-up, which includes OpenVINO's compile, is reported apart);
+- the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone.
+
+The start-up of OpenVINO is timed twice (a first build, then a second with its compiled-model cache under
+``$HOURGLASS_HOME``, which this script points at a fresh temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def write_video(path: Path, frames: int, height: int, width: int) -> Path:
+    from hourglass.data.synthetic_video import SyntheticVideo
+
+    video = SyntheticVideo("side-by-side", size=(height, width), num_frames=frames)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, (width, height))
+    for t in range(frames):
+        writer.write(cv2.cvtColor(video.frame(t), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def checkpoint(folder: Path, model: str, size: int) -> Path:
+    from hourglass.checkpoint.io import save_checkpoint
+    from hourglass.models import create_model
+
+    name, kwargs = ("hg1", {"num_channels": 128}) if model == "demo" else (model, {})
+    meta = {
+        "model": {"name": name, "kwargs": kwargs},
+        "data": {"input_size": [size, size], "heatmap_size": [size // 4] * 2, "skeleton": "mpii_16"},
+    }
+    torch.manual_seed(0)
+    return save_checkpoint(folder / f"{model}-{size}.safetensors", create_model(name, **kwargs), meta)
+
+
+def network_fps(predictor, batch: int, size: int, calls: int = 3) -> float:
+    images = np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32)
+    predictor.heatmaps(images)  # warm-up (and OpenVINO's compile for this batch)
+    start = time.perf_counter()
+    for _ in range(calls):
+        predictor.heatmaps(images)
+    return batch * calls / (time.perf_counter() - start)
+
+
+def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, int]:
+    from hourglass.inference.boxes import BoxChoice
+    from hourglass.inference.predict import PredictReport, _Bar
+    from hourglass.inference.stream import StreamOptions, StreamRun
+    from hourglass.inference.video import video_source
+
+    stream = video_source(video)
+    report = PredictReport()
+    run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(overlay=overlay), _Bar(False), report, False)
+    start = time.perf_counter()
+    run.run(out / "clip.keypoints.json", out / "clip.mp4" if overlay else None)
+    return report.frames / (time.perf_counter() - start), report.frames
+
+
+def floors(video: Path, out: Path) -> tuple[float, float]:
+    """Frames/s of decoding the video alone, and of encoding its frames alone (mp4v)."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    start = time.perf_counter()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    decode = len(frames) / (time.perf_counter() - start)
+    capture.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out / "encode.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
+    start = time.perf_counter()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return decode, len(frames) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--configs", nargs="+", default=["hg2:256:eager:bf16", "hg2:256:openvino:bf16", "demo:128:eager:bf16"]
+    )
+    parser.add_argument("--no-overlay", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        os.environ["HOURGLASS_HOME"] = str(root / "home")  # a cold OpenVINO cache, then a warm one
+        from hourglass.inference.predictor import Predictor
+
+        video = write_video(root / "clip.mp4", args.frames, args.height, args.width)
+        decode, encode = floors(video, root)
+        print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}")
+        print(f"video {args.width}x{args.height}, {args.frames} frames, batch {args.batch}, flip test, whole frame")
+        print(f"floors: decode {decode:.1f} frames/s, encode (mp4v) {encode:.1f} frames/s")
+        print(f"{'config':26s} {'start s':>8s} {'network f/s':>12s} {'end-to-end f/s':>15s} {'ratio':>6s}")
+        for spec in args.configs:
+            model, size, backend, precision = spec.split(":")
+            ckpt = checkpoint(root, model, int(size))
+            starts = []
+            for _ in range(2 if backend == "openvino" else 1):
+                start = time.perf_counter()
+                predictor = Predictor.from_checkpoint(ckpt, backend=backend, precision=precision, batch_size=args.batch)
+                predictor.heatmaps(np.zeros((args.batch, 3, int(size), int(size)), np.float32))  # compile now
+                starts.append(time.perf_counter() - start)
+            net = network_fps(predictor, args.batch, int(size))
+            out = root / spec.replace(":", "-")
+            out.mkdir()
+            e2e, _ = pipeline_fps(predictor, video, out, not args.no_overlay)
+            shown = " then ".join(f"{s:.1f}" for s in starts)
+            print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
