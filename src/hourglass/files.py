@@ -129,8 +129,9 @@ def _size(num_bytes: int) -> str:
 
 
 def cache_dir() -> Path:
-    """The folder of hourglass's caches (OpenVINO's compiled models under ``openvino/``): ``$HOURGLASS_HOME``, else
-    ``$XDG_CACHE_HOME/hourglass``, else ``~/.cache/hourglass``. Not created here."""
+    """The folder of hourglass's caches: ``$HOURGLASS_HOME``, else ``$XDG_CACHE_HOME/hourglass``, else
+    ``~/.cache/hourglass`` (not created here). Published weights go under ``downloads/`` and ``checkpoints/``
+    (:mod:`hourglass.checkpoint.hub`), OpenVINO's compiled models under ``openvino/``, exports under ``onnx/``."""
     home = os.environ.get("HOURGLASS_HOME")
     if home:
         return Path(home).expanduser()

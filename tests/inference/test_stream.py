@@ -156,7 +156,7 @@ def test_smooth_filters_each_track_at_the_source_frame_rate(checkpoint: Path, vi
 def test_detect_every_needs_people_to_follow(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--detect-every needs people to follow"):
         predict_files([videos / "occlusion.mp4"], checkpoint, tmp_path, detect_every=3, progress=False)
-    with pytest.raises(ConfigError, match="either a boxes file or a detector"):
+    with pytest.raises(ConfigError, match="--boxes and --detector both give the people"):
         predict_files(
             [videos / "occlusion.mp4"], checkpoint, tmp_path, boxes=videos / "occlusion.boxes.json",
             detector=CountingDetector("occlusion"), progress=False,

@@ -181,11 +181,11 @@ def test_stream_tracks_people_and_survives_a_bad_frame(keyed_server: Server, pho
     assert answers[1]["status"] == 400 and "not a PNG or JPEG" in answers[1]["error"]
     good = [answers[i] for i in (0, 2, 3)]
     assert [a["frame"] for a in good] == [0, 2, 3]
-    assert [[p["track_id"] for p in a["people"]] for a in good] == [[0, 1]] * 3  # the same two people throughout
+    assert [[p["track_id"] for p in a["people"]] for a in good] == [[1, 2]] * 3  # the same two people throughout
     token = base64.urlsafe_b64encode(API_KEY.encode()).decode().rstrip("=")
     with connect(url, subprotocols=["hourglass.v1", f"bearer.{token}"]) as ws:  # a browser's way to give the key
         ws.send(data)
-        assert [p["track_id"] for p in json.loads(ws.recv())["people"]] == [0]  # a new connection, a new tracker
+        assert [p["track_id"] for p in json.loads(ws.recv())["people"]] == [1]  # a new connection, a new tracker
     with pytest.raises(InvalidStatus, match="403"):
         connect(url, subprotocols=["hourglass.v1"])
 

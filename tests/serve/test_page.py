@@ -97,7 +97,7 @@ def test_page_draws_people_on_a_photo_and_on_camera_frames(keyed_server: Server,
             page.wait_for_function(
                 "document.getElementById('frames').textContent.match(/frame ([3-9]|\\d\\d)/)", timeout=60_000
             )
-            assert "tracks 0, 1" in page.text_content("#frames")  # the same two people, frame after frame
+            assert "tracks 1, 2" in page.text_content("#frames")  # the same two people, frame after frame
             assert page.get_attribute("body", "data-state") == "streaming"
             page.screenshot(path=str(ARTIFACTS / "serve-page-camera.png"))
             page.click("#camera")

@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from hourglass.errors import CheckpointError, ConfigError, FetchError
-from hourglass.files import atomic_write
+from hourglass.files import atomic_write, cache_dir
 
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
 """torch.hub's hash prefix in a file name (``torch.hub.HASH_REGEX``): ``bearpaw_hg2-15e342d9.pth`` -> ``15e342d9``."""
@@ -102,15 +102,6 @@ class TransferSettings:
             raise ConfigError(
                 f"HOURGLASS_TIMEOUT / HOURGLASS_RETRIES / HOURGLASS_MAX_BYTES: not a number ({err})"
             ) from None
-
-
-def cache_dir() -> Path:
-    """``$HOURGLASS_HOME``, else ``$XDG_CACHE_HOME/hourglass``, else ``~/.cache/hourglass`` (not created here)."""
-    if os.environ.get("HOURGLASS_HOME"):
-        return Path(os.environ["HOURGLASS_HOME"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "hourglass"
-    return Path.home() / ".cache" / "hourglass"
 
 
 # --- the table --------------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ class PoseService:
         predictor: a :class:`~hourglass.inference.predictor.Predictor` (its runtime, codec and skeleton).
         settings: the caps, batching and time limit.
         meta: the checkpoint's metadata (for ``/v1/model``), if known.
-        tracker_factory: makes one :class:`~hourglass.serve.tracking.Tracker` per stream connection.
+        tracker_factory: makes one :class:`~hourglass.serve.tracking.Tracker` per stream connection (default:
+            :func:`~hourglass.serve.tracking.new_tracker` for the predictor's skeleton).
     """
 
     def __init__(
@@ -131,12 +132,12 @@ class PoseService:
         predictor: Any,
         settings: ServeSettings,
         meta: Any | None = None,
-        tracker_factory: Callable[[], Tracker] = new_tracker,
+        tracker_factory: Callable[[], Tracker] | None = None,
     ) -> None:
         self.predictor = predictor
         self.settings = settings
         self.meta = meta
-        self.tracker_factory = tracker_factory
+        self.tracker_factory = tracker_factory or (lambda: new_tracker(predictor.skeleton))
         self.metrics = Metrics()
         self.batcher = Batcher(
             predictor,

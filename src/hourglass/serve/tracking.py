@@ -1,9 +1,9 @@
-"""Track ids for the WebSocket stream: one tracker per connection, behind one small interface.
+"""Track ids for the WebSocket stream: one tracker per connection, the video tracker of ``hourglass predict``.
 
-:class:`Tracker` is what ``/v1/stream`` needs: given the people of a frame, one id each, the same id
-for the same person from frame to frame. :class:`IouTracker` is a minimal stand-in (greedy matching of
-boxes by IoU with the previous frame) until the video tracker of ``hourglass.inference`` takes its place:
-:func:`new_tracker` is the one place to point at it (``PoseService(tracker_factory=...)`` overrides it).
+:class:`Tracker` is what ``/v1/stream`` needs: given the people of a frame, one id each, the same id for the same
+person from frame to frame. :class:`StreamTracker` gives it with :class:`hourglass.inference.track.Tracker` (box
+IoU and pose OKS, Hungarian assignment, a person unseen for up to ``patience`` frames keeps their id, a newcomer
+gets an id never used before, the first being 1), counting the connection's frames itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from typing import Protocol
 
 import numpy as np
 
-from hourglass.inference.boxes import box_iou
+from hourglass.data import Skeleton
+from hourglass.inference.track import Tracker as VideoTracker
+from hourglass.inference.track import oks_sigmas
+
+STREAM_PATIENCE = 30
+"""Frames a person may go unseen on a stream and keep their id (a camera page sends about 10 to 30 a second)."""
 
 
 class Tracker(Protocol):
@@ -24,44 +29,29 @@ class Tracker(Protocol):
         ...
 
 
-class IouTracker:
-    """Each person takes the id of the previous frame's box it overlaps most (IoU >= ``threshold``, best pairs
-    first, each old id used once); the others get new ids. No motion model, no memory past one frame.
+class StreamTracker:
+    """:class:`hourglass.inference.track.Tracker` over the frames of one connection, numbered as they come.
 
     Example:
-        >>> t = IouTracker()
-        >>> t.update(np.array([[0, 0, 10, 10], [50, 0, 10, 10]]), np.zeros((2, 1, 2)), np.zeros((2, 1)))
-        [0, 1]
-        >>> t.update(np.array([[51, 0, 10, 10], [200, 0, 10, 10]]), np.zeros((2, 1, 2)), np.zeros((2, 1)))
+        >>> from hourglass.data import get_skeleton
+        >>> t = StreamTracker(get_skeleton("mpii_16"))
+        >>> pose = np.tile([[10.0, 10.0]], (16, 1))
+        >>> t.update(np.array([[0, 0, 30, 50], [200, 0, 30, 50]]), np.stack([pose, pose + 200]), np.ones((2, 16)))
         [1, 2]
+        >>> t.update(np.array([[202, 0, 30, 50]]), (pose + 202)[None], np.ones((1, 16)))
+        [2]
     """
 
-    def __init__(self, threshold: float = 0.3) -> None:
-        self.threshold = threshold
-        self._boxes = np.zeros((0, 4))
-        self._ids: list[int] = []
-        self._next = 0
+    def __init__(self, skeleton: Skeleton, patience: int = STREAM_PATIENCE) -> None:
+        self.tracker = VideoTracker(oks_sigmas(skeleton), patience=patience)
+        self.frame = 0
 
     def update(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[int]:
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        iou = np.array([box_iou(box, self._boxes) for box in boxes]).reshape(len(boxes), len(self._boxes))
-        ids: list[int | None] = [None] * len(boxes)
-        taken: set[int] = set()
-        for flat in np.argsort(-iou, axis=None, kind="stable"):
-            new, old = divmod(int(flat), iou.shape[1])
-            if iou[new, old] < self.threshold:
-                break
-            if ids[new] is None and old not in taken:
-                ids[new] = self._ids[old]
-                taken.add(old)
-        for i, given in enumerate(ids):
-            if given is None:
-                ids[i] = self._next
-                self._next += 1
-        self._boxes, self._ids = boxes, [int(i) for i in ids if i is not None]
-        return list(self._ids)
+        ids = self.tracker.update(self.frame, boxes, keypoints, scores)
+        self.frame += 1
+        return [int(i) for i in ids]
 
 
-def new_tracker() -> Tracker:
-    """The tracker of one new stream connection."""
-    return IouTracker()
+def new_tracker(skeleton: Skeleton) -> Tracker:
+    """The tracker of one new stream connection, for people of ``skeleton``."""
+    return StreamTracker(skeleton)
