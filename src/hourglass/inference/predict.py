@@ -169,6 +169,8 @@ def predict_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(f"{out_dir}: --out exists and is not a folder")
     refuse_out_holding_inputs(out_dir, files)
+    if isinstance(camera, int) and not files:  # the camera alone: one that cannot be opened stops here
+        camera = camera_source(camera, fps, max_frames)
     grouped = read_boxes(boxes) if boxes is not None else None
     choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold)
     calibration = None
@@ -381,7 +383,10 @@ def _predict_stream(
 
 
 def _open_source(source: Any, fps: float | None, max_frames: int | None) -> FrameSource:
-    """A frames folder or a video file (a :class:`~pathlib.Path`), else a camera (an index or a capture)."""
+    """A frames folder or a video file (a :class:`~pathlib.Path`), else a camera (an index or a capture, or
+    one already opened: a :class:`FrameSource`)."""
+    if isinstance(source, FrameSource):
+        return source
     if not isinstance(source, Path):
         return camera_source(source, fps, max_frames)
     if source.is_dir():
