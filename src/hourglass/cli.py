@@ -458,7 +458,13 @@ def bench(
         list[str] | None,
         typer.Option("--set", help="--train: model keyword (num_channels=128) or dotted config key (train.step=...)"),
     ] = None,
-    config: Annotated[str | None, typer.Option(help="--train: recipe whose optim/train settings are used")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="--train: a recipe whose model kwargs, input size, batch, optim and train settings are used "
+            "(MODEL names the preset; --set and --batch/--input-size override)"
+        ),
+    ] = None,
 ) -> None:
     """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory.
 
