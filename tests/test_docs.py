@@ -203,6 +203,7 @@ def _needs_shared(block: Block) -> bool:
     return "../shared/" in block.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO_ROOT)) for d in DOCS])
 def test_doc_runs_as_written(doc: Path, workspace: Path, tmp_path: Path) -> None:
     blocks = [b for b in read_blocks(doc) if b.lang in RUN and b.skip is None]
