@@ -116,7 +116,10 @@ def test_the_harness_reads_marks_and_languages(tmp_path: Path) -> None:
 
 
 def _hourglass(*args: str, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "hourglass", *args], cwd=cwd, check=True, capture_output=True, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "hourglass", *args], cwd=cwd, capture_output=True, text=True, env=_env()
+    )
+    assert proc.returncode == 0, f"hourglass {' '.join(args)}: {proc.stderr[-3000:]}"
 
 
 def _env() -> dict[str, str]:
