@@ -127,6 +127,9 @@ def _env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
     env["COLUMNS"] = "100"  # rich's tables as in a 100-column terminal
+    # one thread a command: beside other work (a shared CI machine) OpenMP's spinning threads made the
+    # QUICKSTART's training 40x slower (4 against 165 samples/s, ../shared/NOTES.md on spinning threads)
+    env["OMP_NUM_THREADS"] = "1"
     env.pop("CI", None)  # doc commands behave as for a user
     return env
 
