@@ -315,7 +315,10 @@ def demo(
     num_train: Annotated[int, typer.Option(help="synthetic training images")] = 4000,
     num_val: Annotated[int, typer.Option(help="synthetic held-out images")] = 500,
 ) -> None:
-    """The main job: synthesise figures, train a small hourglass on the CPU (1,500 steps), show it learnt."""
+    """The main job: synthesise figures, train a small hourglass on the CPU (1,500 steps), show it learnt.
+
+    The demo owns its train.out_dir (runs/demo): each run replaces the previous demo's data and outputs there.
+    """
     from hourglass.config import load_config
     from hourglass.demo import run_demo
 
@@ -414,13 +417,19 @@ def train(
         list[str] | None, typer.Option("--set", help="dotted key=value override, e.g. optim.lr=1e-3; repeatable")
     ] = None,
     resume: Annotated[str | None, typer.Option(help="last.safetensors of a run to continue")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="start afresh in a train.out_dir that already holds a run")
+    ] = False,
 ) -> None:
-    """Train a model (one process, or one per GPU/CPU group under torchrun)."""
+    """Train a model (one process, or one per GPU/CPU group under torchrun).
+
+    A train.out_dir that already holds a run is refused unless --resume continues it or --overwrite replaces it.
+    """
     from hourglass.config import load_config
     from hourglass.training.loop import train as train_run
 
     def go() -> None:
-        result = train_run(load_config(config, overrides), resume=resume)
+        result = train_run(load_config(config, overrides), resume=resume, overwrite=overwrite)
         if result.status == "interrupted":
             raise typer.Exit(130)
 
@@ -605,7 +614,13 @@ def bench(
         list[str] | None,
         typer.Option("--set", help="--train: model keyword (num_channels=128) or dotted config key (train.step=...)"),
     ] = None,
-    config: Annotated[str | None, typer.Option(help="--train: recipe whose optim/train settings are used")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="--train: a recipe whose model kwargs, input size, batch, optim and train settings are used "
+            "(MODEL names the preset; --set and --batch/--input-size override)"
+        ),
+    ] = None,
 ) -> None:
     """Median latency, throughput, GFLOP/s, share of the machine's measured peak, peak memory.
 

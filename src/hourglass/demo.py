@@ -4,6 +4,10 @@ Steps, all through the same code a user runs: ``hourglass synth`` writes a train
 (different seeds) in MPII format; the untrained model is scored on the held-out split; ``train`` runs with
 a time cap; the trained checkpoint is scored; ``runs/demo/`` receives ``metrics.json``, the training
 curves, overlay pictures (prediction | ground truth) and the checkpoint.
+
+The demo owns its ``train.out_dir``: every run replaces the data and the run a previous demo left there (it
+says so when it does). ``hourglass train`` into a folder holding a run refuses unless told ``--resume`` or
+``--overwrite``; copy or rename ``runs/demo`` first to keep a demo's model.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ def run_demo(
     """
     out = Path(cfg.train.out_dir)
     started = time.perf_counter()
+    if (out / "last.safetensors").is_file():
+        log(f"{out}: replacing the previous demo run (the demo starts afresh in its own folder)")
     synthesize_splits(cfg, num_train, num_val, data_seed, log)
     device = resolve_device(cfg.train.device)
     val_set = build_dataset(cfg, "val")
@@ -104,7 +110,7 @@ def run_demo(
     before = evaluate_model(untrained, val_set, cfg, device, flip=cfg.eval.flip)
     log(f"untrained model: PCKh@0.5 {before.summary['pckh@0.5']:.1f}% on {len(val_set)} held-out figures")
 
-    result = train(cfg, log=log)
+    result = train(cfg, log=log, overwrite=True)
     if result.status == "interrupted":
         log(f"interrupted: the checkpoint of step {result.step} is in {result.last_checkpoint}; no evaluation")
         return None

@@ -150,3 +150,31 @@ def test_out_of_space_at_a_checkpoint_is_one_line_with_the_resume_command(tmp_pa
     from hourglass.checkpoint.io import read_metadata
 
     assert read_metadata(last)["step"] == 8
+
+
+def test_a_folder_holding_a_run_is_kept_unless_resume_or_overwrite(tmp_path: Path, make_config) -> None:
+    """A second ``train`` into an ``out_dir`` holding a run is refused in one line and changes nothing; the
+    resume state passed as the checkpoint is pointed to its weights; ``--overwrite`` starts afresh."""
+    _, path = make_config()
+    out = tmp_path / "run"
+    first = _run("train", "--config", str(path), "--set", "train.epochs=1")
+    assert first.returncode == 0, first.stderr
+    last, log = out / "last.safetensors", out / "metrics.jsonl"
+    weights, lines = last.read_bytes(), log.read_text()
+    assert len(lines.splitlines()) == 4  # one epoch of 4 steps, each logged
+
+    again = _run("train", "--config", str(path))
+    assert again.stderr.strip() == (
+        f"error: train.out_dir {out} already holds a run (last.safetensors); continue it with --resume {last}, "
+        "replace it with --overwrite, or set train.out_dir to another folder (--set train.out_dir=runs/NEW)"
+    )
+    assert again.returncode == 1 and last.read_bytes() == weights and log.read_text() == lines
+
+    state = out / "last.state.pt"
+    wrong = _run("train", "--config", str(path), "--resume", str(state))
+    _expected_error(wrong, f"{state}: the resume state that goes with last.safetensors", f"pass {last}")
+    assert len(wrong.stderr.strip().splitlines()) == 1 and last.read_bytes() == weights
+
+    fresh = _run("train", "--config", str(path), "--set", "train.epochs=1", "--overwrite")
+    assert fresh.returncode == 0, fresh.stderr
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]  # a new log, not appended

@@ -45,7 +45,7 @@ def test_resume_after_sigterm_repeats_the_uninterrupted_losses(tmp_path: Path, m
         return [json.loads(x)["step"] for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
 
     assert logged("part") == list(range(1, 9))  # records past the checkpoint were dropped, then re-logged
-    train(make_config(["train.out_dir=" + str(tmp_path / "full")])[0])
+    train(make_config(["train.out_dir=" + str(tmp_path / "full")])[0], overwrite=True)
     assert logged("full") == list(range(1, 9))  # a fresh run in the same folder starts a new log
 
 
@@ -56,7 +56,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, make_
     # SGD with an absurd learning rate: the weights overflow after the first step, the loss becomes inf/NaN
     cfg = make_config(["optim.name=sgd", "optim.lr=1e30"])[0]
     with pytest.raises(TrainingDiverged, match=r"loss is (nan|inf) at step \d+ .* was not overwritten"):
-        train(cfg)
+        train(cfg, overwrite=True)
     assert good.last_checkpoint.read_bytes() == before
     assert (tmp_path / "run" / "last.state.pt").read_bytes() == state_before
 

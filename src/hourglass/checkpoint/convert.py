@@ -233,8 +233,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     that needs code to load is refused. ``extra`` keeps ``epoch`` and ``arch`` when present.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    _is_torch_save(path)  # refuses a missing file and a .safetensors one, each in its own words
     obj = load_weights_only(path, "a weights-only PyTorch checkpoint")
     extra: dict[str, Any] = {}
     if isinstance(obj, Mapping) and "state_dict" in obj:
@@ -400,8 +399,13 @@ def _is_torch_save(path: Path) -> bool:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
-        head = f.read(2)
-    return head == b"PK" or head[:1] == b"\x80"
+        head = f.read(9)
+    if head[8:9] == b"{":  # a safetensors header: 8-byte length, then JSON
+        raise CheckpointError(
+            f"{path}: already a .safetensors checkpoint, nothing to convert; pass it as it is "
+            f"(--checkpoint {path}); `hourglass convert` reads published .pth/.pth.tar/.pt and Torch7 .t7 files"
+        )
+    return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
 def detect_family(path: str | os.PathLike[str]) -> str:

@@ -121,8 +121,18 @@ class _SafetensorsFile:
 def _open(path: str | os.PathLike[str]) -> Iterator[_SafetensorsFile]:
     """The checkpoint at ``path`` opened once; a missing file or a pickle is a :class:`CheckpointError`."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.safetensors"))
+        pick = f": pass one of the files in it, e.g. {path / found[0]}" if found else " and holds no .safetensors file"
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file{pick}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.name.endswith(".state.pt"):
+        weights = path.with_name(path.name.removesuffix(".state.pt") + ".safetensors")
+        raise CheckpointError(
+            f"{path}: the resume state that goes with {weights.name}, not a checkpoint; pass {weights} "
+            "(--resume reads the state beside it)"
+        )
     with open(path, "rb") as f:
         yield _SafetensorsFile(path, f)
 

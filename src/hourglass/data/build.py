@@ -45,9 +45,15 @@ def build_dataset(cfg: Config, split: str) -> KeypointDataset:
     if not ann.is_file():
         what = "folder" if not ann.parent.is_dir() else "file"
         missing = ann.parent if what == "folder" else ann
-        raise DataError(f"data.{split}.annotations: {what} {missing} does not exist (looking for {ann})")
+        raise DataError(
+            f"data.{split}.annotations: {what} {missing} does not exist (looking for {ann}{_relative_to_cwd(ann)})"
+            f"; {_how_to_make(cfg, split, ann, images)}"
+        )
     if not images.is_dir():
-        raise DataError(f"data.{split}.images: folder {images} does not exist")
+        raise DataError(
+            f"data.{split}.images: folder {images} does not exist{_relative_to_cwd(images)}; "
+            f"{_how_to_make(cfg, split, ann, images)}"
+        )
     codec = make_codec(cfg)
     augmentation = make_augmentation(cfg) if split == "train" else None
     dataset = _load(cfg, split, ann, images, codec, augmentation)
@@ -59,6 +65,27 @@ def build_dataset(cfg: Config, split: str) -> KeypointDataset:
         elif split == "val":
             check_head_sizes(dataset, split)
     return dataset
+
+
+SYNTH_SPLITS = {"train": (4000, 1), "val": (500, 2)}
+"""Figures and seed of each split as ``hourglass demo`` writes them (different seeds: disjoint figures)."""
+
+
+def _relative_to_cwd(path: Path) -> str:
+    """``", relative to /the/cwd"`` for a relative ``path`` (a recipe's paths are read from the working folder)."""
+    return "" if path.is_absolute() else f", relative to {Path.cwd()}"
+
+
+def _how_to_make(cfg: Config, split: str, ann: Path, images: Path) -> str:
+    """What makes a missing split: the exact ``hourglass synth`` command where the paths have its layout
+    (``annotations.json`` inside the image folder), else where MPII and COCO are described."""
+    if ann.name == "annotations.json" and ann.parent == images:
+        num, seed = SYNTH_SPLITS.get(split, SYNTH_SPLITS["train"])
+        return (
+            f"synthetic figures in this layout are made by `hourglass synth --out {images} --num {num} "
+            f"--format {cfg.data.format} --seed {seed}` (run from the folder the paths are relative to)"
+        )
+    return "docs/QUICKSTART.md says where each recipe's data comes from; or point the key at your copy with --set"
 
 
 def set_head_sizes(dataset: KeypointDataset, path: Path, setting: str) -> None:

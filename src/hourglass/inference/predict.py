@@ -192,6 +192,8 @@ def predict_files(
     refuse_out_holding_inputs(out_dir, files)
     if boxes is not None and detector is not None:
         raise ConfigError("--boxes and --detector both give the people: choose one")
+    if isinstance(camera, int) and not files:  # the camera alone: one that cannot be opened stops here
+        camera = camera_source(camera, fps, max_frames)
     grouped = read_boxes(boxes) if boxes is not None else None
     find_people = _person_finder(detector, backend, precision, box_threshold, nms_threshold)
     choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=find_people)
@@ -430,7 +432,10 @@ def _predict_stream(
 
 
 def _open_source(source: Any, fps: float | None, max_frames: int | None) -> FrameSource:
-    """A frames folder or a video file (a :class:`~pathlib.Path`), else a camera (an index or a capture)."""
+    """A frames folder or a video file (a :class:`~pathlib.Path`), else a camera (an index or a capture, or
+    one already opened: a :class:`FrameSource`)."""
+    if isinstance(source, FrameSource):
+        return source
     if not isinstance(source, Path):
         return camera_source(source, fps, max_frames)
     if source.is_dir():

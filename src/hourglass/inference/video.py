@@ -133,6 +133,19 @@ def video_source(path: str | Path, fps: float | None = None, max_frames: int | N
     return FrameSource(path.stem, str(path), float(rate), total, frames)
 
 
+def _open_camera(index: int) -> Any:
+    """``cv2.VideoCapture(index)`` with OpenCV's own warnings held back (it prints one per back-end it tries
+    when no such camera exists; :func:`camera_source` says it in one line)."""
+    from cv2.utils import logging as cv_log
+
+    level = cv_log.getLogLevel()
+    cv_log.setLogLevel(cv_log.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        cv_log.setLogLevel(level)
+
+
 def camera_source(camera: int | Capture, fps: float | None = None, max_frames: int | None = None) -> FrameSource:
     """Frames of camera ``N`` (``cv2.VideoCapture(N)``), or of any object with ``cv2.VideoCapture.read``.
 
@@ -143,10 +156,13 @@ def camera_source(camera: int | Capture, fps: float | None = None, max_frames: i
         DataError: when camera ``N`` cannot be opened.
     """
     if isinstance(camera, int):
-        capture: Any = cv2.VideoCapture(camera)
+        capture: Any = _open_camera(camera)
         if not capture.isOpened():
             capture.release()
-            raise DataError(f"camera {camera}: cannot be opened (no such device, or in use)")
+            raise DataError(
+                f"camera {camera}: cannot be opened (no such device, or in use); check the index (Linux lists "
+                "cameras as /dev/video*) or that no other program holds it, or give image and video files instead"
+            )
         name, file_name = f"camera{camera}", f"camera {camera}"
     else:
         capture, name, file_name = camera, "camera", "camera"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +57,43 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     """
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    check_keywords(name, overrides)
     return _REGISTRY[name](**overrides)
+
+
+def model_keywords(name: str) -> list[str] | None:
+    """The keywords preset ``name`` accepts: those of the class it builds (its return annotation), whose
+    ``__init__`` receives them, less ``self``; ``None`` when that cannot be told (no class annotated, or
+    an ``__init__`` taking ``**kwargs``).
+
+    Example:
+        >>> "num_channels" in model_keywords("hg1")
+        True
+    """
+    try:
+        builder = typing.get_type_hints(_REGISTRY[name]).get("return")
+    except NameError:  # an annotation that does not resolve: nothing to check against
+        return None
+    if not inspect.isclass(builder):
+        return None
+    params = inspect.signature(builder.__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.name != "self"]
+
+
+def check_keywords(name: str, overrides: dict[str, Any]) -> None:
+    """Refuse keywords the builder of preset ``name`` does not take, with the closest known one.
+
+    Raises:
+        ConfigError: ``unknown model keyword 'num_chanels' for hg1; did you mean 'num_channels'?``.
+    """
+    known = model_keywords(name)
+    for key in overrides:
+        if known is not None and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise ConfigError(f"unknown model keyword {key!r} for {name}; {hint}")
 
 
 def _stacked(num_stacks: int, **kwargs: Any) -> StackedHourglass:

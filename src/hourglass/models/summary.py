@@ -85,9 +85,16 @@ class Summary:
 
 
 def summarize(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3) -> Summary:
-    """torchinfo's layer table (output shapes, parameters) plus totals from :func:`count_macs`."""
+    """torchinfo's layer table (output shapes, parameters) plus totals from :func:`count_macs`.
+
+    Raises:
+        InputError: ``input_size`` does not fit the model (channels, or a side not divisible by its
+            ``input_multiple``): found by the shape-only pass of :func:`count_macs` before torchinfo runs
+            (which would wrap the error in its own).
+    """
     import torchinfo
 
+    macs = count_macs(model, input_size)
     stats = torchinfo.summary(
         model,
         input_size=(1, *input_size),
@@ -98,7 +105,7 @@ def summarize(model: nn.Module, input_size: tuple[int, int, int], depth: int = 3
         mode="eval",
         verbose=0,
     )
-    return Summary(str(stats), count_parameters(model), count_macs(model, input_size), input_size)
+    return Summary(str(stats), count_parameters(model), macs, input_size)
 
 
 def probe(model: nn.Module, layers: list[str], input_size: tuple[int, int, int]) -> dict[str, tuple[int, ...]]:

@@ -12,6 +12,7 @@ sees the same batches as an uninterrupted one and, on the same machine and setti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import signal
 import time
@@ -126,6 +127,7 @@ def train(
     resume: str | Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``cfg`` (a recipe); under torchrun, every rank calls this and rank 0 writes the files.
 
@@ -135,6 +137,8 @@ def train(
             its step. The model and data settings must match (a mismatch names the setting).
         on_step: called after every optimiser step with ``(step, loss)`` (tests, the demo).
         log: where rank 0 prints messages (default: stderr through rich).
+        overwrite: start afresh in a ``train.out_dir`` that already holds a run (:func:`claim_out_dir`);
+            without it (and without ``resume``) such a folder is refused, so no run is replaced unasked.
 
     With ``train.procs`` above 1 (and not under torchrun), this process starts that many workers that each
     call ``train`` as ranks of one process group (:func:`~hourglass.training.local.run_local`) and returns
@@ -142,13 +146,17 @@ def train(
 
     Raises:
         TrainingDiverged: NaN or infinite loss (the last saved checkpoint is left intact).
-        ConfigError, CheckpointError, DataError: bad settings, checkpoint or data (all ``HourglassError``).
+        ConfigError, CheckpointError, DataError: bad settings, checkpoint or data (all ``HourglassError``);
+            a ``train.out_dir`` holding a run, without ``resume`` or ``overwrite``.
     """
+    if resume is None:
+        claim_out_dir(Path(cfg.train.out_dir), overwrite)
     procs = resolve_procs(cfg.train.procs, cfg.train.batch_size, resolve_device(cfg.train.device))
     if procs > 1:
         if on_step is not None:
             raise ConfigError("train: an on_step callback runs in one process; set train.procs=1 to use one")
-        return run_local(train, (cfg, resume), procs, log=log)
+        # the folder is claimed above: the workers must not refuse what this process has accepted
+        return run_local(functools.partial(train, overwrite=True), (cfg, resume), procs, log=log)
     info = init_distributed(cfg.train.device)
     ok = False
     try:
@@ -160,6 +168,35 @@ def train(
             shutdown_distributed()
         elif torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+RUN_FILES = ("last.safetensors", "best.safetensors")
+"""Checkpoints whose presence in ``train.out_dir`` means that it holds a run (:func:`claim_out_dir`); a run
+that stopped before its first save left only a log, which a new run replaces."""
+
+
+def claim_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to start a new run in ``out_dir`` when it holds one (any of :data:`RUN_FILES`), unless ``overwrite``.
+
+    Every rank calls this before joining the process group (which waits for all of them), so no rank has
+    written anything yet. With ``overwrite``, the old run's ``best.safetensors`` is removed (a new run
+    without validation would otherwise seem to have it); the other files are replaced as the run writes them.
+
+    Raises:
+        ConfigError: naming the folder, the files found and the three ways on (``--resume``,
+            ``--overwrite``, another ``train.out_dir``).
+    """
+    found = [name for name in RUN_FILES if (out_dir / name).is_file()]
+    if not found:
+        return
+    if not overwrite:
+        last = out_dir / "last.safetensors"
+        resume = f"continue it with --resume {last}, " if last.is_file() else ""
+        raise ConfigError(
+            f"train.out_dir {out_dir} already holds a run ({', '.join(found)}); {resume}replace it with "
+            "--overwrite, or set train.out_dir to another folder (--set train.out_dir=runs/NEW)"
+        )
+    (out_dir / "best.safetensors").unlink(missing_ok=True)
 
 
 class _Trainer:
