@@ -257,6 +257,47 @@ def test_http_errors_and_silence_end_in_one_line_naming_the_url_and_the_cause(se
     assert "\n" not in message
 
 
+def test_tls_and_dns_failures_end_at_once_in_one_line(server, tmp_path, monkeypatch) -> None:
+    """A real TLS server on 127.0.0.1 with a self-signed certificate (made here by ``openssl``) fails the
+    handshake: one line naming the URL and TLS, no retry, nothing left. A host that does not resolve: the
+    resolver is made to fail (``socket.getaddrinfo``), since a real lookup would leave the machine."""
+    import socket
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    url = server.url("/model.pth").replace("http://", "https://")
+    with pytest.raises(FetchError) as err:
+        fetch(url, settings=FAST)
+    message = str(err.value)
+    assert message.startswith(f"{url}: TLS failure") and "CERTIFICATE_VERIFY_FAILED" in message, message
+    assert "\n" not in message and server.requests == []  # refused in the handshake, never asked again
+    folder = download_path(url).parent
+    left = sorted(p.name for p in folder.glob("*") if p.suffix != ".lock") if folder.exists() else []
+    assert left == [], left  # nothing fetched, nothing partial (the lock file of the fetch may stay)
+
+    def no_such_host(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    with pytest.raises(FetchError) as err:
+        fetch("https://weights.example.invalid/hg2.pth", settings=FAST)
+    assert str(err.value).startswith(
+        "https://weights.example.invalid/hg2.pth: cannot resolve the host weights.example.invalid (DNS:"
+    )
+
+
 def test_a_download_larger_than_its_cap_is_stopped(server, princeton) -> None:
     server.files["/big.pt"] = princeton
     small = TransferSettings(max_bytes=1000, retries=0, progress=False)
