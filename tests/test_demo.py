@@ -12,7 +12,6 @@ import json
 import re
 from pathlib import Path
 
-import torch
 from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import read_metadata
@@ -95,7 +94,7 @@ PCKH_STEPS = 160
 PCKH_THRESHOLD = 8.0
 
 
-def test_a_short_training_run_raises_pckh_from_near_zero(tmp_path: Path, monkeypatch) -> None:
+def test_a_short_training_run_raises_pckh_from_near_zero(tmp_path: Path, monkeypatch, one_torch_thread) -> None:
     """Training learns, in well under a minute: the demo recipe (``synthetic-hg1``) shrunk to a 32-channel hg1
     at 64x64 (heatmaps 16x16, sigma 2, Adam 1e-2) and :data:`PCKH_STEPS` steps on 512 figures takes PCKh@0.5
     on 64 held-out figures from under 2% to at least :data:`PCKH_THRESHOLD`.
@@ -103,12 +102,9 @@ def test_a_short_training_run_raises_pckh_from_near_zero(tmp_path: Path, monkeyp
     Measured on an Intel Xeon (AMX) shared with other jobs (load average 2.4): 0.45% -> 12.2% (the same in
     two runs), 13 s of training, 17.5 s in all. Longer runs gain slowly at this size (14.2% after 240 steps at
     Adam 2e-2; 16-18% after 200-480 steps in one 480-step run), hence the short run and a threshold with a
-    third of margin. One torch thread: on a busy machine two threads spin against the other jobs (a step of
-    a similar run took 3.2 s with two threads and 0.18 s with one under a load average of 9).
+    third of margin. One torch thread (``one_torch_thread``: on a busy machine a second one only spins).
     """
     monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out, data = tmp_path / "demo", tmp_path / "demo" / "data"
     sets = {
         "model.kwargs.num_channels": "32",
@@ -129,10 +125,7 @@ def test_a_short_training_run_raises_pckh_from_near_zero(tmp_path: Path, monkeyp
     }
     args = ["demo", "--config", "synthetic-hg1", "--num-train", "512", "--num-val", "64"]
     args += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    try:
-        result = CliRunner().invoke(app, args)
-    finally:
-        torch.set_num_threads(threads)
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == PCKH_STEPS and metrics["stopped_by"] == "max_steps"

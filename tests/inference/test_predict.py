@@ -270,7 +270,7 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory, randomise) -> Pat
 
 
 def test_predict_with_onnxruntime_and_with_int8_calibrated_on_the_inputs(
-    small_checkpoint: Path, tmp_path: Path
+    small_checkpoint: Path, tmp_path: Path, one_torch_thread
 ) -> None:
     """``--backend onnxruntime`` gives eager's keypoints; ``--backend openvino --precision int8``, calibrated on
     the input images, gives joint scores that follow eager's; int8 with no readable image among the inputs, or
