@@ -95,6 +95,28 @@ def real_samples_dir() -> Path:
     return _shared(SHARED_DATA / "real-samples", required, "real sample photos")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread during the test, as it was afterwards. For tests that run a small model for many
+    steps: on a machine shared with other jobs a second thread only spins (a step of a 32-channel hg1 took
+    3.2 s with two threads and 0.18 s with one under a load average of 9)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A :class:`small_disk.SmallDisk` in ``tmp_path``: a tmpfs mounted for the test where that is permitted,
+    else an ordinary folder whose commands run under a file-size limit; unmounted afterwards."""
+    from small_disk import SmallDisk
+
+    disk = SmallDisk(tmp_path)
+    yield disk
+    disk.close()
+
+
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``train/`` (32 figures, seed 1) and ``val/`` (8 figures, seed 2) in MPII format, 64x64 images."""

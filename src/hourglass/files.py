@@ -78,7 +78,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suf
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        full = out_of_space_error(err, path, tmp)
+        # an OutOfSpaceError from ``write`` (a nested atomic_write, which replaces a second file only once this
+        # one is written) already names its own file
+        full = None if isinstance(err, OutOfSpaceError) else out_of_space_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
         if full is not None:
             raise full from err
@@ -103,15 +105,19 @@ def _out_of_space(err: BaseException, tmp: Path) -> str | None:
     """Whether ``err``, raised while writing ``tmp``, came from a lack of space: ``None`` if not, else a note
     on the file-size limit (``""`` when there is none).
 
-    Seen in the exception chain (``OSError`` ``ENOSPC`` / ``EFBIG``), or, for writers that lose the errno
-    (torch's ``inline_container`` ``RuntimeError``), in the file system: no block free beside ``tmp``, or
-    ``tmp`` at the process's file-size limit (``RLIMIT_FSIZE``).
+    Seen in the exception chain (``OSError`` ``ENOSPC`` / ``EFBIG``, or their text in the message of a writer
+    that keeps only that: safetensors' ``SafetensorError: ... No space left on device (os error 28)``), or,
+    for writers that lose both (torch's ``inline_container`` ``RuntimeError``), in the file system: no block
+    free beside ``tmp``, or ``tmp`` at the process's file-size limit (``RLIMIT_FSIZE``).
     """
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     limit_note = f", file-size limit {_size(limit)}" if limit != resource.RLIM_INFINITY else ""
+    codes = (errno.ENOSPC, errno.EFBIG)
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EFBIG):
+        if isinstance(seen, OSError) and seen.errno in codes:
+            return limit_note
+        if any(os.strerror(code) in str(seen) for code in codes):
             return limit_note
         seen = seen.__cause__ or seen.__context__
     if not isinstance(err, Exception):

@@ -17,6 +17,7 @@ from hourglass.data import flip_keypoints, get_affine_matrix, transform_points
 from hourglass.data.build import build_dataset
 from hourglass.errors import CheckpointError
 from hourglass.evaluation.evaluate import evaluate, evaluate_model
+from small_disk import out_of_space_line
 
 
 class Oracle(nn.Module):
@@ -131,3 +132,21 @@ def test_coco_format_is_scored_with_oks_ap(tmp_path: Path, make_config) -> None:
     spec = {"name": "hg1", "kwargs": {"num_channels": 16, "depth": 2, "num_joints": 16}}
     untrained = evaluate_model(build_model({"model": spec}), dataset, cfg, torch.device("cpu"), flip=False)
     assert untrained.summary["AP"] < 0.2
+
+
+def test_eval_json_that_does_not_fit_ends_in_one_line_naming_it(tmp_path: Path, make_config, small_disk) -> None:
+    """``hourglass eval --json`` on a full small file system (a tmpfs, or a file-size limit where mounting is
+    refused): one line names the file and the free space; the previous file stays as it was."""
+    cfg, path = make_config(eval={"max_samples": 4})
+    spec = {"name": "hg1", "kwargs": {"num_channels": 16, "depth": 2, "num_joints": 16}}
+    data = CheckpointMeta.from_config(cfg, build_dataset(cfg, "val").skeleton).to_json()["data"]
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", build_model({"model": spec}), {"model": spec, "data": data})
+    scores = small_disk.folder / "eval.json"
+    scores.write_text("previous")
+    small_disk.limit(200)  # no page free on the tmpfs; under the limit, files of 200 bytes at most
+    status, output = small_disk.hourglass(
+        "eval", "--config", str(path), "--checkpoint", str(ckpt), "--json", str(scores)
+    )
+    out_of_space_line(status, output, scores)
+    assert scores.read_text() == "previous"
+    assert sorted(p.name for p in small_disk.folder.iterdir()) == ["eval.json"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from sessions import own_session, wait_for_lines
+from small_disk import out_of_space_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,3 +179,35 @@ def test_a_folder_holding_a_run_is_kept_unless_resume_or_overwrite(tmp_path: Pat
     fresh = _run("train", "--config", str(path), "--set", "train.epochs=1", "--overwrite")
     assert fresh.returncode == 0, fresh.stderr
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]  # a new log, not appended
+
+
+def test_a_full_disk_after_the_state_keeps_a_pair_of_one_step_to_resume_from(small_disk, make_config) -> None:
+    """On a small file system (a tmpfs, or a file-size limit where mounting is refused) epoch 1 saves freely;
+    at epoch 2's save the new resume state fits and the new weights do not. Neither file of the step-4 pair
+    is replaced (a state of step 8 beside weights of step 4 could not be resumed), the one line names the
+    weights file, the free space and that pair, and its ``--resume`` command, run as printed, finishes."""
+    out = small_disk.folder / "run"
+    # SGD without momentum keeps no per-weight state: the resume state is a fraction of the weights' size
+    _, path = make_config(optim={"name": "sgd", "momentum": 0.0}, train={"out_dir": str(out), "epochs": 1})
+    status, output = small_disk.hourglass("train", "--config", str(path))
+    assert status == 0, output
+    last, state = out / "last.safetensors", out / "last.state.pt"
+    pair = last.read_bytes(), state.read_bytes()
+    assert 3 * len(pair[1]) < len(pair[0]), [len(b) for b in pair]
+    room = len(pair[1]) + len(pair[0]) // 2  # a new state and a few log lines fit, new weights do not
+    small_disk.limit(room)
+    status, output = small_disk.hourglass(
+        "train", "--config", str(path), "--set", "train.epochs=2", "--resume", str(last)
+    )
+    message = out_of_space_line(status, output, last)
+    assert f"{last} (step 4) is intact with its resume state" in message, message
+    assert (last.read_bytes(), state.read_bytes()) == pair
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    small_disk.unlimit()
+    resume = message.split("continue with: ")[1].split()
+    assert resume[:3] == ["hourglass", "train", "--config"] and resume[-2:] == ["--resume", str(last)]
+    status, output = small_disk.hourglass(*resume[1:])
+    assert status == 0, output
+    from hourglass.checkpoint.io import load_training_state, read_metadata
+
+    assert read_metadata(last)["step"] == 8 == load_training_state(state)["step"]  # epochs=2 is in its config.yaml

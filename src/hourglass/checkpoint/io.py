@@ -163,6 +163,38 @@ def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) 
     return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
 
 
+def save_checkpoint_with_state(
+    path: str | os.PathLike[str], model: nn.Module, meta: CheckpointMeta, state: Mapping[str, Any]
+) -> Path:
+    """Write checkpoint ``path`` and its resume state (:func:`training_state_path`) as a pair; returns ``path``.
+
+    Both files are written under temporary names before either is renamed into place, so a write that
+    fails (a full disk) leaves the previous pair as it was: weights and state of one step, which ``--resume``
+    accepts. Only a crash between the two renames (the weights', then the state's) leaves a pair of two
+    steps, and ``--resume`` refuses that by the ``step`` both record.
+    """
+
+    def state_then_weights(tmp: str) -> None:
+        torch.save(dict(state), tmp)
+        save_checkpoint(path, model, meta)
+
+    atomic_write(training_state_path(path), state_then_weights)
+    return Path(path)
+
+
+def resumable_step(path: str | os.PathLike[str]) -> int | None:
+    """The step of checkpoint ``path`` if its resume state is beside it and records the same step; else ``None``
+    (no such files, unreadable ones, or weights and state of different steps)."""
+    state_path = training_state_path(path)
+    if not (Path(path).is_file() and state_path.is_file()):
+        return None
+    try:
+        step = read_meta(path).step
+        return step if load_training_state(state_path).get("step") == step else None
+    except CheckpointError:
+        return None
+
+
 def load_weights_only(path: Path, what: str) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain containers only, no code runs.
 

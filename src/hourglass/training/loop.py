@@ -33,9 +33,9 @@ from hourglass.checkpoint.io import (
     load_checkpoint,
     load_state,
     load_training_state,
-    read_meta,
+    resumable_step,
     save_checkpoint,
-    save_training_state,
+    save_checkpoint_with_state,
     training_state_path,
 )
 from hourglass.checkpoint.meta import CheckpointMeta
@@ -477,35 +477,32 @@ class _Trainer:
             raise OutOfSpaceError(f"{err}; {self._resume_hint()}") from err
 
     def _resume_hint(self) -> str:
-        """Which checkpoint is intact after a failed save, and the command that continues from it."""
+        """Which checkpoint is intact after a failed save (weights and resume state of one step), and the
+        command that continues from it."""
         last = self.out_dir / "last.safetensors"
-        if not (last.exists() and training_state_path(last).exists()):
-            return "no earlier checkpoint with resume state to continue from"
-        step = read_meta(last).step
+        step = resumable_step(last)
+        if step is None:
+            return "no earlier checkpoint with its resume state to continue from"
         return (
-            f"{last} (step {step}) is intact; free some space, then continue with: "
+            f"{last} (step {step}) is intact with its resume state; free some space, then continue with: "
             f"hourglass train --config {self.out_dir / 'config.yaml'} --resume {last}"
         )
 
     def _write(self, path: Path, meta: CheckpointMeta, with_state: bool) -> Path:
-        """``path`` and, ``with_state``, the resume state beside it."""
-        if with_state:
-            # State first: a crash between the two writes leaves a state whose step does not match the
-            # weights, which --resume detects, rather than new weights with a stale optimiser.
-            save_training_state(
-                training_state_path(path),
-                {
-                    "step": meta.step,
-                    "steps_per_epoch": self.steps_per_epoch,
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "rng": rng_state(),
-                    "best": self.best,
-                    "train_seconds": self.train_time,
-                },
-            )
-        return save_checkpoint(path, self.model, meta)
+        """``path`` and, ``with_state``, the resume state beside it (replaced together)."""
+        if not with_state:
+            return save_checkpoint(path, self.model, meta)
+        state = {
+            "step": meta.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "best": self.best,
+            "train_seconds": self.train_time,
+        }
+        return save_checkpoint_with_state(path, self.model, meta, state)
 
     def finish(self, status: str) -> TrainResult:
         """Curves, closing messages and the :class:`TrainResult`."""
