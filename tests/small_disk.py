@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,14 +82,13 @@ class SmallDisk:
             if result.exception is not None and not isinstance(result.exception, SystemExit):
                 raise result.exception  # a bug, with its traceback
             return result.exit_code, result.output
-        limit = self.file_size
+        cmd = [sys.executable, "-m", "hourglass", *args]
         proc = subprocess.run(
-            [sys.executable, "-m", "hourglass", *args],
+            cmd if self.file_size is None else file_size_limited(cmd, self.file_size),
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=timeout,
-            preexec_fn=None if limit is None else (lambda: _file_size_limit(limit)),
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
         return proc.returncode, proc.stdout + proc.stderr
@@ -114,9 +111,22 @@ def _mount_tmpfs(folder: Path) -> bool:
     return proc.returncode == 0
 
 
-def _file_size_limit(limit: int) -> None:
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+_LIMIT = (
+    "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def file_size_limited(cmd: list[str], limit: int) -> list[str]:
+    """``cmd`` run with its files stopping at ``limit`` bytes (``RLIMIT_FSIZE``, SIGXFSZ ignored so that a write
+    past it fails with EFBIG): a small interpreter sets both, then becomes ``cmd`` (``execv`` keeps them).
+
+    This instead of ``subprocess``'s ``preexec_fn``, which forks the test process, threads and all, and runs
+    Python in the child before ``exec``: after enough tests had loaded thread pools (OpenMP, ONNX Runtime,
+    OpenVINO), the whole pytest process died of a segmentation fault in one such fork (2026-12-03).
+    """
+    return [sys.executable, "-c", _LIMIT, str(int(limit)), *cmd]
 
 
 def out_of_space_line(status: int, output: str, path: Path) -> str:

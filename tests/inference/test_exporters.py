@@ -8,6 +8,7 @@ import torch
 
 from hourglass.errors import ExportError
 from hourglass.inference.export import export_model, run_exported
+from small_disk import file_size_limited
 
 CASES = [("onnx", "m.onnx"), ("openvino", "m.xml"), ("torchscript", "m.pt")]
 
@@ -62,15 +63,6 @@ def test_failed_check_writes_nothing_and_keeps_old_file(tiny, tmp_path) -> None:
     assert not (tmp_path / "bad.onnx").exists()
 
 
-def _file_size_limit() -> None:
-    """``preexec_fn`` of a child whose files stop at 20 kB (SIGXFSZ ignored, so write() fails with EFBIG)."""
-    import resource
-    import signal
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
-
-
 def test_export_out_of_space_is_one_line_and_keeps_the_old_file(checkpoint, tmp_path) -> None:
     import subprocess
     import sys
@@ -78,9 +70,8 @@ def test_export_out_of_space_is_one_line_and_keeps_the_old_file(checkpoint, tmp_
     out = tmp_path / "net.pt"
     out.write_bytes(b"old")
     cmd = [sys.executable, "-m", "hourglass", "export", "--checkpoint", str(checkpoint), "--format", "torchscript"]
-    proc = subprocess.run(
-        [*cmd, "--out", str(out)], capture_output=True, text=True, timeout=180, preexec_fn=_file_size_limit
-    )
+    limited = file_size_limited([*cmd, "--out", str(out)], 20_000)
+    proc = subprocess.run(limited, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     message = " ".join(proc.stderr.split())
     assert message.startswith(f"error: {out}: no space left to write it"), message

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from sessions import own_session, wait_for_lines
-from small_disk import out_of_space_line
+from small_disk import file_size_limited, out_of_space_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,18 +107,6 @@ def test_sigkill_mid_epoch_then_resume_repeats_an_uninterrupted_run(tmp_path: Pa
     assert losses(out) == losses(tmp_path / "full") and len(losses(out)) == 32
 
 
-def _file_size_limit(limit: int):
-    """A ``preexec_fn``: the child's files stop at ``limit`` bytes, and write() then fails with EFBIG."""
-
-    def apply() -> None:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-
-    return apply
-
-
 def test_out_of_space_at_a_checkpoint_is_one_line_with_the_resume_command(tmp_path: Path, make_config) -> None:
     """Epoch 1 saves freely; epoch 2 runs under a file-size limit lower than a checkpoint: one line names the
     file, the free space, the intact checkpoint of step 4 and the ``--resume`` command, which then finishes."""
@@ -131,12 +119,11 @@ def test_out_of_space_at_a_checkpoint_is_one_line_with_the_resume_command(tmp_pa
     assert len(before) > 40_000
     cmd = [sys.executable, "-m", "hourglass", "train", "--config", str(path), "--set", "train.epochs=2"]
     full = subprocess.run(
-        [*cmd, "--resume", str(last)],
+        file_size_limited([*cmd, "--resume", str(last)], 20_000),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=180,
-        preexec_fn=_file_size_limit(20_000),
     )
     assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
     message = " ".join(full.stderr.split("error: ", 1)[1].split())  # after the log lines; rich wraps long lines
