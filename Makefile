@@ -23,7 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	$(BIN)/python -m pytest -q
+	# The person-detector tests run in a pytest process of their own: after them, in one process with the
+	# tests of tests/benchmarks, checkpoint/, data/ and evaluation/ before them, the interpreter's heap was
+	# found corrupt (SIGSEGV in pymalloc at test_exporters' out-of-space test, 2026-12-03; each half alone
+	# passes). Not yet traced to the library that corrupts it (ONNX Runtime and OpenVINO are both loaded).
+	$(BIN)/python -m pytest -q --ignore=tests/inference/test_detect.py
+	$(BIN)/python -m pytest -q tests/inference/test_detect.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
