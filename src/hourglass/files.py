@@ -50,6 +50,20 @@ def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
     return _create_unique(Path(parent), prefix, "", lambda path: os.mkdir(path, 0o777))
 
 
+def replace_folder(tmp: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Rename the filled folder ``tmp`` (from :func:`make_temp_dir`) to ``out``; an existing ``out`` is moved
+    aside first and removed only once ``tmp`` has taken its place."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = make_temp_dir(out.parent, f".{out.name}.old.")
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None], suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
 

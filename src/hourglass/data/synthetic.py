@@ -28,7 +28,7 @@ import numpy as np
 import scipy.io
 
 from hourglass.errors import DataError
-from hourglass.files import make_temp_dir
+from hourglass.files import make_temp_dir, replace_folder
 from hourglass.metrics.mpii import mpii_head_size
 
 from .codec import HeatmapCodec
@@ -489,13 +489,7 @@ def write_synthetic(
             _write_coco(tmp / "annotations.json", figs, names, seed)
         else:
             _write_mpii(tmp, figs, names)
-        if out.exists():
-            old = make_temp_dir(out.parent, f".{out.name}.old.")
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from hourglass.errors import DataError
-from hourglass.files import make_temp_dir
+from hourglass.files import make_temp_dir, replace_folder
 
 from .skeletons import MPII_16
 from .synthetic import (
@@ -328,13 +328,7 @@ def write_synthetic_video(
     try:
         for video in videos:
             _write_one(tmp, video)
-        if out.exists():
-            old = make_temp_dir(out.parent, f".{out.name}.old.")
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
