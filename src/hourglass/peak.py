@@ -47,6 +47,14 @@ class Peak:
     gflops_max: float
     rounds: int
 
+    @classmethod
+    def of_row(cls, row: Any) -> Peak:
+        """The peak a benchmark row was compared with, from its ``precision``, ``peak_engine``, ``peak_gflops``,
+        ``peak_gflops_min``, ``peak_gflops_max`` and ``peak_rounds`` (both benches' rows carry them)."""
+        return cls(
+            row.precision, row.peak_engine, row.peak_gflops, row.peak_gflops_min, row.peak_gflops_max, row.peak_rounds
+        )
+
     def share(self, gflops: float) -> float:
         """``gflops`` as a fraction of this peak's median."""
         return gflops / self.gflops

@@ -76,14 +76,7 @@ class BenchResult:
     @property
     def peak(self) -> Peak:
         """The peak this row was compared with."""
-        return Peak(
-            self.precision,
-            self.peak_engine,
-            self.peak_gflops,
-            self.peak_gflops_min,
-            self.peak_gflops_max,
-            self.peak_rounds,
-        )
+        return Peak.of_row(self)
 
 
 def peak_rss_mib() -> float:

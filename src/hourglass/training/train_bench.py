@@ -83,14 +83,7 @@ class TrainBenchResult:
     @property
     def peak(self) -> Peak:
         """The peak this row was compared with."""
-        return Peak(
-            self.precision,
-            self.peak_engine,
-            self.peak_gflops,
-            self.peak_gflops_min,
-            self.peak_gflops_max,
-            self.peak_rounds,
-        )
+        return Peak.of_row(self)
 
 
 def random_batch(batch: int, input_size: tuple[int, int], num_joints: int, seed: int = 0) -> dict[str, torch.Tensor]:
