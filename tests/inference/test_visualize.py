@@ -14,6 +14,7 @@ from hourglass.inference.visualize import (
     draw_skeleton,
     heatmap_montage,
     joint_colours,
+    paint_skeleton,
     prediction_panel,
     side_by_side,
     to_rgb_uint8,
@@ -57,6 +58,23 @@ def test_low_score_joint_is_faded_and_hidden_joint_not_drawn() -> None:
     out = draw_skeleton(np.zeros((160, 160, 3), np.uint8), kp, MPII_16, visible=visible, radius=5)
     x, y = np.round(kp[9]).astype(int)
     assert out[y, x].sum() == 0
+
+
+@pytest.mark.parametrize("corner", [(20.0, 30.0), (-60.0, 250.0)])  # inside; half out of the frame
+def test_faded_strokes_blend_only_where_they_are(corner: tuple[float, float]) -> None:
+    # All joints weak: the picture must be the full-strength drawing blended at faded_alpha over the image, and
+    # pixels away from the person untouched, whatever region the blend is limited to.
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    kp = _pose(120) + np.array(corner)
+    weak = draw_skeleton(image, kp, MPII_16, scores=np.zeros(16), faded_alpha=0.35)
+    expected = cv2.addWeighted(draw_skeleton(image, kp, MPII_16), 0.35, image, 0.65, 0.0)
+    np.testing.assert_array_equal(weak, expected)
+    assert (weak != image).any()
+    canvas = image.copy()
+    assert paint_skeleton(canvas, kp, MPII_16, scores=np.zeros(16)) is canvas  # in place
+    np.testing.assert_array_equal(canvas, weak)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        paint_skeleton(image[:, ::2], kp, MPII_16)
 
 
 def test_input_kinds_and_input_untouched() -> None:

@@ -68,23 +68,51 @@ def draw_skeleton(
     thickness: int | None = None,
     colour: RGB | None = None,
 ) -> np.ndarray:
-    """A copy of ``image`` with the skeleton drawn on it.
+    """A copy of ``image`` with the skeleton drawn on it (:func:`paint_skeleton` on :func:`to_rgb_uint8`'s copy).
 
     Args:
         image: anything :func:`to_rgb_uint8` accepts.
-        keypoints: ``(K, 2)`` ``(x, y)`` in the image's pixels.
-        skeleton: joint metadata; ``K`` must equal ``skeleton.num_joints``.
-        scores: ``(K,)`` confidences; joints below ``score_threshold`` (and limbs touching them) are drawn
-            faded, blended at ``faded_alpha`` over the image.
-        visible: ``(K,)`` joints to draw at all (e.g. annotated ones of a ground truth); non-finite
-            keypoints are never drawn.
-        radius, thickness: joint radius and limb width in pixels; by default they grow with the image.
-        colour: one colour for every limb and joint (a person's track colour) instead of the skeleton's.
+        keypoints, skeleton, scores, visible, score_threshold, faded_alpha, radius, thickness, colour: as for
+            :func:`paint_skeleton`.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
     canvas = to_rgb_uint8(image)
+    paint_skeleton(
+        canvas, keypoints, skeleton, scores, visible, score_threshold, faded_alpha, radius, thickness, colour
+    )
+    return canvas
+
+
+def paint_skeleton(
+    canvas: np.ndarray,
+    keypoints: Any,
+    skeleton: Skeleton,
+    scores: Any | None = None,
+    visible: Any | None = None,
+    score_threshold: float = 0.3,
+    faded_alpha: float = 0.35,
+    radius: int | None = None,
+    thickness: int | None = None,
+    colour: RGB | None = None,
+) -> np.ndarray:
+    """Draw the skeleton on ``canvas`` ``(H, W, 3)`` uint8 RGB, in place (a video frame needs no copy); returns it.
+
+    Args:
+        canvas: ``(H, W, 3)`` uint8, C-contiguous.
+        keypoints: ``(K, 2)`` ``(x, y)`` in the image's pixels.
+        skeleton: joint metadata; ``K`` must equal ``skeleton.num_joints``.
+        scores: ``(K,)`` confidences; joints below ``score_threshold`` (and limbs touching them) are drawn
+            faded, blended at ``faded_alpha`` over the image. Only the region those strokes cover is blended
+            (the rest would come out unchanged), so a faded joint costs its own pixels, not the frame's.
+        visible: ``(K,)`` joints to draw at all (e.g. annotated ones of a ground truth); non-finite
+            keypoints are never drawn.
+        radius, thickness: joint radius and limb width in pixels; by default they grow with the image.
+        colour: one colour for every limb and joint (a person's track colour) instead of the skeleton's.
+    """
+    if canvas.dtype != np.uint8 or canvas.ndim != 3 or canvas.shape[2] != 3 or not canvas.flags.c_contiguous:
+        raise InputError(f"canvas must be a C-contiguous (H, W, 3) uint8 array, got {canvas.dtype} {canvas.shape}")
     kp = np.asarray(keypoints, dtype=np.float64)
     k = skeleton.num_joints
     if kp.shape != (k, 2):
@@ -109,21 +137,33 @@ def draw_skeleton(
     colours = joint_colours(skeleton) if colour is None else [colour] * k
     limb_colours = skeleton.colours if colour is None else [colour] * len(skeleton.edges)
 
-    def paint(target: np.ndarray, want_strong: bool) -> None:
+    def paint(target: np.ndarray, want_strong: bool, offset: tuple[int, int] = (0, 0)) -> None:
+        shift = np.array(offset, dtype=np.int64) << _SHIFT
         for (a, b), limb in zip(skeleton.edges, limb_colours, strict=True):
             if drawn[a] and drawn[b] and bool(strong[a] and strong[b]) == want_strong:
-                pa, pb = (int(v) for v in fixed[a]), (int(v) for v in fixed[b])
+                pa, pb = (int(v) for v in fixed[a] - shift), (int(v) for v in fixed[b] - shift)
                 cv2.line(target, tuple(pa), tuple(pb), tuple(int(c) for c in limb), thickness, cv2.LINE_AA, _SHIFT)
         for j in range(k):
             if drawn[j] and bool(strong[j]) == want_strong:
-                centre = (int(fixed[j, 0]), int(fixed[j, 1]))
+                centre = (int(fixed[j, 0] - shift[0]), int(fixed[j, 1] - shift[1]))
                 cv2.circle(target, centre, radius << _SHIFT, colours[j], -1, cv2.LINE_AA, _SHIFT)
                 cv2.circle(target, centre, radius << _SHIFT, (0, 0, 0), 1, cv2.LINE_AA, _SHIFT)
 
-    if not strong[drawn].all():
-        faded = canvas.copy()
-        paint(faded, want_strong=False)
-        canvas = cv2.addWeighted(faded, faded_alpha, canvas, 1.0 - faded_alpha, 0.0)
+    faded = drawn & ~strong  # the points the faded strokes cover: weak joints, and both ends of a faded limb
+    for a, b in skeleton.edges:
+        if drawn[a] and drawn[b] and not (strong[a] and strong[b]):
+            faded[a] = faded[b] = True
+    if faded.any():
+        margin = radius + thickness + 2  # anti-aliased strokes reach about this far past their points
+        lo = np.floor(kp[faded].min(axis=0)).astype(np.int64) - margin
+        hi = np.ceil(kp[faded].max(axis=0)).astype(np.int64) + margin + 1
+        x0, y0 = int(min(max(lo[0], 0), w)), int(min(max(lo[1], 0), h))
+        x1, y1 = int(min(max(hi[0], 0), w)), int(min(max(hi[1], 0), h))
+        if x1 > x0 and y1 > y0:
+            region = canvas[y0:y1, x0:x1]
+            layer = region.copy()
+            paint(layer, want_strong=False, offset=(x0, y0))
+            cv2.addWeighted(layer, faded_alpha, region, 1.0 - faded_alpha, 0.0, dst=region)
     paint(canvas, want_strong=True)
     return canvas
 
