@@ -1,6 +1,6 @@
 """End-to-end frames/s of ``hourglass predict`` on a video against the network's own frames/s, side by side.
 
-Usage: python benchmarks/predict_video.py [--frames 64] [--height 720 --width 1280] [--batch 8]
+Usage: python benchmarks/predict_video.py [--frames 64] [--height 720 --width 1280] [--batch 8] [--repeats 3]
                                           [--configs hg2:256:eager:bf16 hg2:256:openvino:bf16 demo:128:eager:bf16]
                                           [--no-overlay]
 
@@ -9,12 +9,16 @@ Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x `
 (speed does not depend on the weights). For each it measures, in this one run:
 
 - **network**: frames/s of the network alone at ``--batch`` whole-frame crops per call with the flip test (so each
-  call runs ``2 x batch`` inputs), on random inputs, after one warm-up call: what ``hourglass bench`` throughput / 2
-  gives;
+  call runs ``2 x batch`` inputs), on random inputs, after one warm-up call, over as many frames as the video has:
+  what ``hourglass bench`` throughput / 2 gives;
 - **end to end**: frames/s of one ``hourglass predict`` video run (:class:`hourglass.inference.stream.StreamRun`:
   decode, crops, network, decoding, tracking, JSON, overlay drawing and encoding, overlapping), the whole frame as
   the person, after the predictor is built (start-up, which includes OpenVINO's compile, is reported apart);
 - the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone.
+
+The two are measured one after the other ``--repeats`` times (network, video, network, video ...), each ratio from a
+pair a few seconds apart, and the median ratio is reported with the range: on a shared machine a single pair can be
+off by 10% either way.
 
 The start-up of OpenVINO is timed twice (a first build, then a second with its compiled-model cache under
 ``$HOURGLASS_HOME``, which this script points at a fresh temporary folder).
@@ -66,6 +70,7 @@ def checkpoint(folder: Path, model: str, size: int) -> Path:
 
 
 def network_fps(predictor, batch: int, size: int, calls: int = 3) -> float:
+    """Frames/s of ``predictor.heatmaps`` (the network with the flip test) on ``calls`` batches of random inputs."""
     images = np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32)
     predictor.heatmaps(images)  # warm-up (and OpenVINO's compile for this batch)
     start = time.perf_counter()
@@ -115,6 +120,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="network / video pairs measured per config")
     parser.add_argument(
         "--configs", nargs="+", default=["hg2:256:eager:bf16", "hg2:256:openvino:bf16", "demo:128:eager:bf16"]
     )
@@ -131,6 +137,7 @@ def main() -> None:
         print(f"video {args.width}x{args.height}, {args.frames} frames, batch {args.batch}, flip test, whole frame")
         print(f"floors: decode {decode:.1f} frames/s, encode (mp4v) {encode:.1f} frames/s")
         print(f"{'config':26s} {'start s':>8s} {'network f/s':>12s} {'end-to-end f/s':>15s} {'ratio':>6s}")
+        summary = []
         for spec in args.configs:
             model, size, backend, precision = spec.split(":")
             ckpt = checkpoint(root, model, int(size))
@@ -140,12 +147,18 @@ def main() -> None:
                 predictor = Predictor.from_checkpoint(ckpt, backend=backend, precision=precision, batch_size=args.batch)
                 predictor.heatmaps(np.zeros((args.batch, 3, int(size), int(size)), np.float32))  # compile now
                 starts.append(time.perf_counter() - start)
-            net = network_fps(predictor, args.batch, int(size))
-            out = root / spec.replace(":", "-")
-            out.mkdir()
-            e2e, _ = pipeline_fps(predictor, video, out, not args.no_overlay)
             shown = " then ".join(f"{s:.1f}" for s in starts)
-            print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x", flush=True)
+            ratios = []
+            for repeat in range(args.repeats):
+                net = network_fps(predictor, args.batch, int(size), calls=max(1, round(args.frames / args.batch)))
+                out = root / f"{spec.replace(':', '-')}-{repeat}"
+                out.mkdir()
+                e2e, _ = pipeline_fps(predictor, video, out, not args.no_overlay)
+                ratios.append(e2e / net)
+                print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x", flush=True)
+                shown = ""
+            summary.append(f"{spec}: median {np.median(ratios):.2f}x (from {min(ratios):.2f}x to {max(ratios):.2f}x)")
+        print("\n".join(summary))
 
 
 if __name__ == "__main__":

@@ -217,3 +217,54 @@ def test_frames_with_nobody_are_not_held_back(checkpoint: Path, videos: Path, tm
     run.run(tmp_path / "clip.keypoints.json", None)
     truth = json.loads((videos / "leave-arrive.truth.json").read_text())
     assert sum(sizes) == report.frames == len(truth["frames"]) and max(sizes) <= 4
+
+
+def test_on_the_cpu_the_stages_wait_while_pytorch_runs(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
+    """With PyTorch on the CPU no frame is decoded or encoded while a batch is in the network (``takes_turns``);
+    with another runtime (a plain function here) the stages overlap and the run gives the same results."""
+    import time
+
+    from hourglass.inference.boxes import BoxChoice
+    from hourglass.inference.predict import PredictReport, _Bar
+    from hourglass.inference.predictor import Predictor
+    from hourglass.inference.stream import StreamOptions, StreamRun, takes_turns
+    from hourglass.inference.video import video_source
+
+    def timed(frames, spans):  # the span of each decode: the source's iterator decodes in next()
+        frames = iter(frames)
+        while True:
+            start = time.perf_counter()
+            frame = next(frames, None)
+            spans.append((start, time.perf_counter()))
+            if frame is None:
+                return
+            yield frame
+
+    torch_predictor = Predictor.from_checkpoint(checkpoint, batch_size=4)
+    plain = Predictor(
+        lambda x: torch_predictor.runtime(x), torch_predictor.codec, torch_predictor.skeleton, batch_size=4
+    )
+    assert takes_turns(torch_predictor) and not takes_turns(plain)
+    outputs = []
+    for name, predictor in (("torch", torch_predictor), ("plain", plain)):
+        network: list[tuple[float, float]] = []
+        predict = predictor.predict
+
+        def spanned(images, boxes=None, predict=predict, network=network, **kw):
+            start = time.perf_counter()
+            out = predict(images, boxes, **kw)
+            network.append((start, time.perf_counter()))
+            return out
+
+        predictor.predict = spanned  # type: ignore[method-assign]
+        stream, decodes = video_source(videos / "side-by-side.mp4"), []
+        stream.frames = timed(stream.frames, decodes)
+        run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(), _Bar(False), PredictReport(), False)
+        out = tmp_path / name
+        out.mkdir()
+        run.run(out / "clip.keypoints.json", out / "clip.mp4")
+        overlapping = [d for d in decodes for n in network if d[0] < n[1] and n[0] < d[1]]
+        if name == "torch":
+            assert len(network) > 2 and overlapping == []
+        outputs.append(json.loads((out / "clip.keypoints.json").read_text()))
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 0

@@ -9,8 +9,12 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 3. **pose** (the calling thread, :meth:`StreamRun._pose`): crops batched over frames (``batch_size`` crops per
    network call), the network, tracking (:class:`~hourglass.inference.track.Tracker`), smoothing
    (:class:`~hourglass.inference.smooth.OneEuro`), and the results streamed to the JSON file as they come;
-4. **draw and write** (:meth:`StreamRun._write`): each person's skeleton in their track's colour, their box and
-   ``id N``, encoded into the overlay video (skipped with ``overlay=False``).
+4. **draw and write** (:meth:`_VideoWriter.consume`): each person's skeleton in their track's colour, their box
+   and ``id N``, drawn on the frame itself and encoded into the overlay video (skipped with ``overlay=False``).
+
+When the network is PyTorch on the CPU (:func:`takes_turns`), the stages take turns with it instead of
+overlapping: stages 1, 2 and 4 wait (between frames) while a batch is in the network, and work while the pose stage
+decodes, tracks and waits on the queues.
 
 Between detections (``detect_every`` > 1) a frame's boxes are those of the tracks seen in the frame before, each
 the box around its pose (joints scoring :data:`POSE_BOX_SCORE` or more) enlarged :data:`POSE_BOX_GROWTH` times
@@ -24,6 +28,7 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +138,7 @@ class StreamRun:
         self.frames = 0  # frames through the network
         self.detector_calls = 0
         self.stop = threading.Event()
+        self.turns = Turns(takes_turns(predictor))
 
     # --- the whole run -----------------------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class StreamRun:
         frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         people: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         drawing: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
-        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person)
+        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person, self.turns)
         threads = [
             threading.Thread(target=self._stage, args=(self._read, None, frames), daemon=True),
             threading.Thread(target=self._stage, args=(self._people, frames, people), daemon=True),
@@ -202,7 +208,12 @@ class StreamRun:
     # --- stage 1: read -----------------------------------------------------------------------------------
 
     def _read(self, _: Any, outbox: queue.Queue[Any]) -> None:
-        for frame in self.stream.frames:
+        frames = iter(self.stream.frames)
+        while True:
+            with self.turns.stage():
+                frame = next(frames, _END)
+            if frame is _END:
+                break
             if not _put(outbox, frame, self.stop):
                 return
         _put(outbox, _END, self.stop)
@@ -220,7 +231,8 @@ class StreamRun:
             if frame.index % every != 0:
                 item = _Item(frame, None)
             elif detector is not None:
-                boxes, scores = detector(frame.rgb)
+                with self.turns.stage():
+                    boxes, scores = detector(frame.rgb)
                 self.detector_calls += 1
                 detections, problems = self.choose.detected(boxes, scores, width, height, where, frame.index)
                 self.problems.extend(problems)
@@ -289,7 +301,8 @@ class StreamRun:
         """Run the pending frames, in order: network, tracks, smoothing, JSON, drawing queue. Returns the last index."""
         if not pending:
             return last
-        poses = self.predictor.predict([i.frame.rgb for i, _ in pending], [b for _, b in pending])
+        with self.turns.network():
+            poses = self.predictor.predict([i.frame.rgb for i, _ in pending], [b for _, b in pending])
         for (item, _), pose in zip(pending, poses, strict=True):
             frame = item.frame
             detections = item.detections or []
@@ -339,15 +352,17 @@ def coco_results(
 class _VideoWriter:
     """Stage 4: draws each frame's people (skeleton and box in their track's colour, ``id N``) and encodes it."""
 
-    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool) -> None:
+    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool, turns: Turns) -> None:
         self.path, self.fps, self.skeleton, self.show_boxes = path, fps, predictor.skeleton, show_boxes
+        self.turns = turns
         self.writer: Any = None
         self.error: BaseException | None = None
 
     def consume(self, inbox: queue.Queue[Any], _: Any) -> None:
         try:
             for rgb, poses, ids in _items(inbox):
-                self.write(draw_people(rgb, poses, ids, self.skeleton))
+                with self.turns.stage():
+                    self.write(draw_people(rgb, poses, ids, self.skeleton))
         except BaseException as err:
             self.error = err
             for _ in _items(inbox):  # keep the pose stage from waiting on a full queue
@@ -367,15 +382,75 @@ class _VideoWriter:
 
 
 def draw_people(rgb: np.ndarray, poses: Poses, ids: np.ndarray, skeleton: Any) -> np.ndarray:
-    """``rgb`` with each person's skeleton in their track's colour, their box and ``id N`` label."""
-    from hourglass.inference.visualize import draw_skeleton, draw_track, track_colour
+    """``rgb`` ``(H, W, 3)`` uint8, drawn on in place and returned: each person's skeleton in their track's colour,
+    their box and ``id N`` label. (The pipeline's frames are its own, so a 1280x720 frame is not copied.)"""
+    from hourglass.inference.visualize import draw_track, paint_skeleton, track_colour
 
-    overlay = rgb
     for p, track_id in enumerate(ids):
         colour = track_colour(int(track_id))
-        overlay = draw_skeleton(overlay, poses.keypoints[p], skeleton, scores=poses.scores[p], colour=colour)
-        draw_track(overlay, poses.boxes[p], int(track_id))
-    return overlay
+        paint_skeleton(rgb, poses.keypoints[p], skeleton, scores=poses.scores[p], colour=colour)
+        draw_track(rgb, poses.boxes[p], int(track_id))
+    return rgb
+
+
+class Turns:
+    """The network and the other stages taking turns at the CPU when ``active`` (a readers-writer lock).
+
+    A stage holds :meth:`stage` for one unit of work (decoding a frame, a detector call, drawing and encoding a
+    frame); several stages may hold it at once. :meth:`network` waits for the units under way to end, keeps new
+    ones from starting, and lets them go when the batch is through. Inactive: both are no-ops (stages overlap).
+    """
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self._changed = threading.Condition()
+        self._working = 0  # stage units under way
+        self._network = False
+
+    @contextmanager
+    def stage(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: not self._network)
+            self._working += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._working -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def network(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._network = True  # no new unit starts from here
+            self._changed.wait_for(lambda: self._working == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._network = False
+                self._changed.notify_all()
+
+
+def takes_turns(predictor: Predictor) -> bool:
+    """Whether the other stages wait while ``predictor``'s network runs: PyTorch (eager, compile) on the CPU.
+
+    PyTorch's CPU kernels split each layer evenly among OpenMP threads that meet at a barrier, so a thread put
+    off its core by decoding or encoding holds up the whole layer: overlapped with the other stages on a 2-core
+    Intel Xeon, hg2 (bf16, batch 8) ran about 13% slower than alone, for stages that used under 5% of the CPU
+    (0.86x of the network end to end; taking turns, 0.93x). OpenVINO and ONNX Runtime share work out dynamically
+    and lose little that way (taking turns measured 0.71-0.78x against 0.77-0.79x overlapped), and a network on a
+    GPU leaves the CPU to the other stages, so those overlap.
+    """
+    runtime = predictor.runtime
+    device = getattr(runtime, "device", None)
+    return getattr(runtime, "backend", "") in ("eager", "compile") and getattr(device, "type", "") == "cpu"
 
 
 def _items(inbox: queue.Queue[Any]) -> Iterator[Any]:
