@@ -227,7 +227,8 @@ def test_on_the_cpu_the_stages_wait_while_pytorch_runs(checkpoint: Path, videos:
     from hourglass.inference.boxes import BoxChoice
     from hourglass.inference.predict import PredictReport, _Bar
     from hourglass.inference.predictor import Predictor
-    from hourglass.inference.stream import StreamOptions, StreamRun, takes_turns
+    from hourglass.inference.runtimes import takes_turns
+    from hourglass.inference.stream import StreamOptions, StreamRun
     from hourglass.inference.video import video_source
 
     def timed(frames, spans):  # the span of each decode: the source's iterator decodes in next()
@@ -244,7 +245,7 @@ def test_on_the_cpu_the_stages_wait_while_pytorch_runs(checkpoint: Path, videos:
     plain = Predictor(
         lambda x: torch_predictor.runtime(x), torch_predictor.codec, torch_predictor.skeleton, batch_size=4
     )
-    assert takes_turns(torch_predictor) and not takes_turns(plain)
+    assert takes_turns(torch_predictor.runtime) and not takes_turns(plain.runtime)
     outputs = []
     for name, predictor in (("torch", torch_predictor), ("plain", plain)):
         network: list[tuple[float, float]] = []

@@ -75,3 +75,46 @@ def test_queue_cap_cancel_and_drain(predictor: Predictor, crops) -> None:
     assert batcher.depth == 0
     with pytest.raises(QueueFull, match="shutting down"):
         batcher.submit(images[:1], matrices[:1], flip=False)
+
+
+def test_with_turns_no_picture_is_decoded_while_a_batch_runs(predictor: Predictor, crops, photo: Path) -> None:
+    """The service's decoding (a stage unit of :class:`~hourglass.inference.runtimes.Turns`) and the batcher's
+    network calls never overlap when the turns are active (PyTorch on the CPU), and every answer still comes."""
+    from hourglass.inference.runtimes import Turns
+
+    images, matrices = crops
+    turns, spans, lock = Turns(True), {"network": [], "decode": []}, threading.Lock()
+
+    def timed_runtime(x):
+        start = time.perf_counter()
+        out = predictor.runtime(x)
+        with lock:
+            spans["network"].append((start, time.perf_counter()))
+        return out
+
+    timed = Predictor(timed_runtime, predictor.codec, predictor.skeleton)
+    batcher = Batcher(timed, max_batch=2, max_wait_ms=5, turns=turns)
+    batcher.start()
+    done = threading.Event()
+
+    def decoder() -> None:
+        while not done.is_set():
+            with turns.stage():
+                start = time.perf_counter()
+                read_image(photo)
+                end = time.perf_counter()
+            with lock:
+                spans["decode"].append((start, end))
+
+    workers = [threading.Thread(target=decoder) for _ in range(2)]
+    for w in workers:
+        w.start()
+    futures = [f for i in range(6) for f in batcher.submit(images[i : i + 1], matrices[i : i + 1], flip=True)]
+    results = [f.result(60) for f in futures]
+    done.set()
+    for w in workers:
+        w.join(30)
+    batcher.close()
+    assert len(results) == 6 and len(spans["network"]) >= 3 and len(spans["decode"]) > 0
+    overlaps = [(d, n) for d in spans["decode"] for n in spans["network"] if d[0] < n[1] and n[0] < d[1]]
+    assert overlaps == []

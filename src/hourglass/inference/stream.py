@@ -12,9 +12,9 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 4. **draw and write** (:meth:`_VideoWriter.consume`): each person's skeleton in their track's colour, their box
    and ``id N``, drawn on the frame itself and encoded into the overlay video (skipped with ``overlay=False``).
 
-When the network is PyTorch on the CPU (:func:`takes_turns`), the stages take turns with it instead of
-overlapping: stages 1, 2 and 4 wait (between frames) while a batch is in the network, and work while the pose stage
-decodes, tracks and waits on the queues.
+When the network is PyTorch on the CPU (:func:`~hourglass.inference.runtimes.takes_turns`), the stages take turns
+with it instead of overlapping (:class:`~hourglass.inference.runtimes.Turns`): stages 1, 2 and 4 wait (between
+frames) while a batch is in the network, and work while the pose stage decodes, tracks and waits on the queues.
 
 Between detections (``detect_every`` > 1) a frame's boxes are those of the tracks seen in the frame before, each
 the box around its pose (joints scoring :data:`POSE_BOX_SCORE` or more) enlarged :data:`POSE_BOX_GROWTH` times
@@ -28,7 +28,6 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,7 @@ from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
 from hourglass.inference.boxes import BoxChoice, Detection, box_problem
 from hourglass.inference.predictor import Poses, Predictor
+from hourglass.inference.runtimes import Turns, takes_turns
 from hourglass.inference.smooth import OneEuro
 from hourglass.inference.track import Tracker, oks_sigmas
 from hourglass.inference.video import Frame, FrameSource
@@ -138,7 +138,7 @@ class StreamRun:
         self.frames = 0  # frames through the network
         self.detector_calls = 0
         self.stop = threading.Event()
-        self.turns = Turns(takes_turns(predictor))
+        self.turns = Turns(takes_turns(predictor.runtime))
 
     # --- the whole run -----------------------------------------------------------------------------------
 
@@ -391,66 +391,6 @@ def draw_people(rgb: np.ndarray, poses: Poses, ids: np.ndarray, skeleton: Any) -
         paint_skeleton(rgb, poses.keypoints[p], skeleton, scores=poses.scores[p], colour=colour)
         draw_track(rgb, poses.boxes[p], int(track_id))
     return rgb
-
-
-class Turns:
-    """The network and the other stages taking turns at the CPU when ``active`` (a readers-writer lock).
-
-    A stage holds :meth:`stage` for one unit of work (decoding a frame, a detector call, drawing and encoding a
-    frame); several stages may hold it at once. :meth:`network` waits for the units under way to end, keeps new
-    ones from starting, and lets them go when the batch is through. Inactive: both are no-ops (stages overlap).
-    """
-
-    def __init__(self, active: bool) -> None:
-        self.active = active
-        self._changed = threading.Condition()
-        self._working = 0  # stage units under way
-        self._network = False
-
-    @contextmanager
-    def stage(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
-        with self._changed:
-            self._changed.wait_for(lambda: not self._network)
-            self._working += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._working -= 1
-                self._changed.notify_all()
-
-    @contextmanager
-    def network(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
-        with self._changed:
-            self._network = True  # no new unit starts from here
-            self._changed.wait_for(lambda: self._working == 0)
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._network = False
-                self._changed.notify_all()
-
-
-def takes_turns(predictor: Predictor) -> bool:
-    """Whether the other stages wait while ``predictor``'s network runs: PyTorch (eager, compile) on the CPU.
-
-    PyTorch's CPU kernels split each layer evenly among OpenMP threads that meet at a barrier, so a thread put
-    off its core by decoding or encoding holds up the whole layer: overlapped with the other stages on a 2-core
-    Intel Xeon, hg2 (bf16, batch 8) ran about 13% slower than alone, for stages that used under 5% of the CPU
-    (0.86x of the network end to end; taking turns, 0.93x). OpenVINO and ONNX Runtime share work out dynamically
-    and lose little that way (taking turns measured 0.71-0.78x against 0.77-0.79x overlapped), and a network on a
-    GPU leaves the CPU to the other stages, so those overlap.
-    """
-    runtime = predictor.runtime
-    device = getattr(runtime, "device", None)
-    return getattr(runtime, "backend", "") in ("eager", "compile") and getattr(device, "type", "") == "cpu"
 
 
 def _items(inbox: queue.Queue[Any]) -> Iterator[Any]:

@@ -6,6 +6,10 @@ arrived for more to join (TorchServe's ``maxBatchDelay``, Triton's ``max_queue_d
 crop that waited longer than that while the previous batch ran goes at once. Crops of requests with and
 without the flip test ride in the same pick-up and run as two network calls.
 
+With PyTorch on the CPU the network takes turns with the requests' decoding and cropping
+(:class:`~hourglass.inference.runtimes.Turns`, given by the service): a batch runs alone on the cores, and the
+pictures that arrived meanwhile are decoded and cut between batches.
+
 At most ``max_queue`` crops wait or run at once; a request whose crops would go over that is refused
 whole (:class:`QueueFull`), so a client can retry later instead of waiting behind a backlog.
 """
@@ -23,6 +27,7 @@ import numpy as np
 
 from hourglass.errors import ConfigError
 from hourglass.inference.predictor import Predictor
+from hourglass.inference.runtimes import Turns
 
 
 class QueueFull(Exception):
@@ -66,6 +71,7 @@ class Batcher:
         max_wait_ms: longest wait for a batch to fill after its oldest crop arrived.
         max_queue: most crops waiting or running; :meth:`submit` refuses more.
         on_batch: called after each network call with ``(crops, seconds)`` (metrics).
+        turns: the network's turn is taken around each call (None: no turns).
 
     Example:
         >>> import numpy as np
@@ -87,6 +93,7 @@ class Batcher:
         max_wait_ms: float = 5.0,
         max_queue: int = 64,
         on_batch: Callable[[int, float], None] | None = None,
+        turns: Turns | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ConfigError(
@@ -99,6 +106,7 @@ class Batcher:
         }
         self.max_batch, self.max_wait_s, self.max_queue = int(max_batch), max_wait_ms / 1000.0, int(max_queue)
         self._on_batch = on_batch
+        self._turns = turns if turns is not None else Turns(False)
         self._jobs: deque[_Job] = deque()
         self._pending = 0  # crops submitted and not finished (waiting or running)
         self._closed = False
@@ -183,10 +191,11 @@ class Batcher:
                 jobs = [job for job in batch if job.flip == flip]
                 if not jobs:
                     continue
-                t0 = time.perf_counter()
-                keypoints, scores, _ = self._predictors[flip].predict_crops(
-                    np.stack([job.crop for job in jobs]), [job.matrix for job in jobs]
-                )
+                with self._turns.network():
+                    t0 = time.perf_counter()
+                    keypoints, scores, _ = self._predictors[flip].predict_crops(
+                        np.stack([job.crop for job in jobs]), [job.matrix for job in jobs]
+                    )
                 network_ms = (time.perf_counter() - t0) * 1000.0
                 for i, job in enumerate(jobs):
                     queued_ms = (t0 - job.queued) * 1000.0

@@ -22,6 +22,7 @@ from hourglass.data.images import decode_image, image_header_size
 from hourglass.errors import ConfigError, HourglassError
 from hourglass.inference.boxes import box_problem, whole_image_box
 from hourglass.inference.predictor import BOX_PADDING
+from hourglass.inference.runtimes import Turns, takes_turns
 
 from .batching import Batcher, QueueFull
 from .metrics import Metrics
@@ -139,12 +140,14 @@ class PoseService:
         self.meta = meta
         self.tracker_factory = tracker_factory or (lambda: new_tracker(predictor.skeleton))
         self.metrics = Metrics()
+        self.turns = Turns(takes_turns(getattr(predictor, "runtime", None)))
         self.batcher = Batcher(
             predictor,
             settings.max_batch,
             settings.max_wait_ms,
             settings.max_queue,
             on_batch=lambda size, _: self.metrics.observe_batch(size),
+            turns=self.turns,
         )
         self._last_batch_s = 0.0
 
@@ -226,6 +229,15 @@ class PoseService:
                 raise RequestError(400, f"boxes[{j}] {problem}")
         return boxes, BOX_PADDING, None
 
+    async def _between_batches(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)`` in a worker thread, in the stages' turn (:attr:`turns`): not while a batch runs."""
+
+        def run() -> Any:
+            with self.turns.stage():
+                return work(*args)
+
+        return await asyncio.to_thread(run)
+
     async def predict(self, data: bytes, boxes: np.ndarray | None, flip: bool | None, timeout_s: float) -> dict:
         """The predict JSON of one picture; :class:`RequestError` for a bad picture (400, 413), a full queue
         (503) or the time limit (504)."""
@@ -247,13 +259,13 @@ class PoseService:
                 f"{self.settings.max_pixels} (--max-pixels); it was not decoded",
             )
         try:
-            rgb = await asyncio.to_thread(decode_image, data, "the picture")
+            rgb = await self._between_batches(decode_image, data, "the picture")
         except HourglassError as err:
             raise RequestError(400, str(err)) from None
         t1 = time.perf_counter()
         height, width = rgb.shape[:2]  # upright: the EXIF turn applied
-        person_boxes, padding, box_scores = await asyncio.to_thread(self.people_boxes, rgb, boxes)
-        cut = await asyncio.to_thread(lambda: [self.predictor.crop(rgb, box, padding) for box in person_boxes])
+        person_boxes, padding, box_scores = await self._between_batches(self.people_boxes, rgb, boxes)
+        cut = await self._between_batches(lambda: [self.predictor.crop(rgb, box, padding) for box in person_boxes])
         t2 = time.perf_counter()
         results = []
         if cut:
