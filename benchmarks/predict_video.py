@@ -14,7 +14,9 @@ Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x `
 - **end to end**: frames/s of one ``hourglass predict`` video run (:class:`hourglass.inference.stream.StreamRun`:
   decode, crops, network, decoding, tracking, JSON, overlay drawing and encoding, overlapping), the whole frame as
   the person, after the predictor is built (start-up, which includes OpenVINO's compile, is reported apart);
-- the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone.
+- the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone;
+- the CPU time per frame of each (all threads; ``network / end to end``): when the network alone keeps every core
+  busy, the end-to-end ratio cannot beat their quotient, whatever overlaps.
 
 The two are measured one after the other ``--repeats`` times (network, video, network, video ...), each ratio from a
 pair a few seconds apart, and the median ratio is reported with the range: on a shared machine a single pair can be
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -69,17 +72,26 @@ def checkpoint(folder: Path, model: str, size: int) -> Path:
     return save_checkpoint(folder / f"{model}-{size}.safetensors", create_model(name, **kwargs), meta)
 
 
-def network_fps(predictor, batch: int, size: int, calls: int = 3) -> float:
-    """Frames/s of ``predictor.heatmaps`` (the network with the flip test) on ``calls`` batches of random inputs."""
+def cpu_seconds() -> float:
+    """CPU time of this process so far, all threads, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def network_fps(predictor, batch: int, size: int, calls: int = 3) -> tuple[float, float]:
+    """Frames/s of ``predictor.heatmaps`` (the network with the flip test) on ``calls`` batches of random inputs,
+    and the CPU milliseconds it took per frame."""
     images = np.random.default_rng(0).random((batch, 3, size, size), dtype=np.float32)
     predictor.heatmaps(images)  # warm-up (and OpenVINO's compile for this batch)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(calls):
         predictor.heatmaps(images)
-    return batch * calls / (time.perf_counter() - start)
+    frames = batch * calls
+    return frames / (time.perf_counter() - start), 1000 * (cpu_seconds() - cpu) / frames
 
 
-def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, int]:
+def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, float]:
+    """Frames/s of one ``hourglass predict`` run on ``video``, and the CPU milliseconds it took per frame."""
     from hourglass.inference.boxes import BoxChoice
     from hourglass.inference.predict import PredictReport, _Bar
     from hourglass.inference.stream import StreamOptions, StreamRun
@@ -88,9 +100,9 @@ def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[floa
     stream = video_source(video)
     report = PredictReport()
     run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(overlay=overlay), _Bar(False), report, False)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     run.run(out / "clip.keypoints.json", out / "clip.mp4" if overlay else None)
-    return report.frames / (time.perf_counter() - start), report.frames
+    return report.frames / (time.perf_counter() - start), 1000 * (cpu_seconds() - cpu) / report.frames
 
 
 def floors(video: Path, out: Path) -> tuple[float, float]:
@@ -136,7 +148,8 @@ def main() -> None:
         print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}")
         print(f"video {args.width}x{args.height}, {args.frames} frames, batch {args.batch}, flip test, whole frame")
         print(f"floors: decode {decode:.1f} frames/s, encode (mp4v) {encode:.1f} frames/s")
-        print(f"{'config':26s} {'start s':>8s} {'network f/s':>12s} {'end-to-end f/s':>15s} {'ratio':>6s}")
+        head = f"{'config':26s} {'start s':>8s} {'network f/s':>12s} {'end-to-end f/s':>15s} {'ratio':>6s}"
+        print(f"{head}    CPU ms/frame")
         summary = []
         for spec in args.configs:
             model, size, backend, precision = spec.split(":")
@@ -150,12 +163,14 @@ def main() -> None:
             shown = " then ".join(f"{s:.1f}" for s in starts)
             ratios = []
             for repeat in range(args.repeats):
-                net = network_fps(predictor, args.batch, int(size), calls=max(1, round(args.frames / args.batch)))
+                calls = max(1, round(args.frames / args.batch))
+                net, net_cpu = network_fps(predictor, args.batch, int(size), calls=calls)
                 out = root / f"{spec.replace(':', '-')}-{repeat}"
                 out.mkdir()
-                e2e, _ = pipeline_fps(predictor, video, out, not args.no_overlay)
+                e2e, e2e_cpu = pipeline_fps(predictor, video, out, not args.no_overlay)
                 ratios.append(e2e / net)
-                print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x", flush=True)
+                cpu = f"{net_cpu:.1f} / {e2e_cpu:.1f}"
+                print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x {cpu:>15s}", flush=True)
                 shown = ""
             summary.append(f"{spec}: median {np.median(ratios):.2f}x (from {min(ratios):.2f}x to {max(ratios):.2f}x)")
         print("\n".join(summary))
