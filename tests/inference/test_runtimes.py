@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -143,55 +141,3 @@ def test_device_is_chosen_and_checked(tiny, images, reference) -> None:
         gpu = create_runtime(tiny, "best", "fp32", input_size=(32, 32), device="cuda")
         assert gpu.backend == "eager"
         np.testing.assert_allclose(gpu(images), reference, rtol=1e-3, atol=1e-3)
-
-
-def test_turns_keep_the_network_and_the_other_work_apart() -> None:
-    """Stage units run together; the network waits for those under way and holds new ones back until it is done;
-    inactive turns hold nothing; only PyTorch on the CPU takes turns."""
-    import threading
-
-    from hourglass.inference.runtimes import Turns, takes_turns
-
-    turns, log, lock = Turns(True), [], threading.Lock()
-    first_in, release_first = threading.Event(), threading.Event()
-
-    def stage(name: str, hold: threading.Event | None = None) -> None:
-        with turns.stage():
-            with lock:
-                log.append(f"{name} in")
-            if hold is not None:
-                first_in.set()
-                assert hold.wait(10)
-            with lock:
-                log.append(f"{name} out")
-
-    def network() -> None:
-        with turns.network():
-            with lock:
-                log.append("network in")
-            time.sleep(0.05)
-            with lock:
-                log.append("network out")
-
-    a = threading.Thread(target=stage, args=("a", release_first))
-    a.start()
-    assert first_in.wait(10)
-    b = threading.Thread(target=stage, args=("b",))
-    b.start()
-    b.join(10)  # two stage units at once: b gets in while a is still in
-    net = threading.Thread(target=network)
-    net.start()
-    time.sleep(0.05)
-    c = threading.Thread(target=stage, args=("c",))
-    c.start()
-    time.sleep(0.05)
-    assert "network in" not in log and "c in" not in log  # the network waits for a; c waits behind the network
-    release_first.set()
-    for t in (a, net, c):
-        t.join(10)
-    assert log.index("a out") < log.index("network in") < log.index("network out") < log.index("c in")
-    with Turns(False).network(), Turns(False).stage():  # inactive: nothing waits
-        pass
-    model = torch.nn.Conv2d(3, 16, 1)
-    assert takes_turns(create_runtime(model, backend="eager", input_size=(8, 8)))
-    assert not takes_turns(lambda x: x)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hourglass.data.images import read_image
 from hourglass.inference.predictor import Predictor
-from hourglass.serve.batching import Batcher, QueueFull
+from hourglass.serve.batching import Batcher, QueueFull, Turns, takes_turns
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +79,8 @@ def test_queue_cap_cancel_and_drain(predictor: Predictor, crops) -> None:
 
 
 def test_with_turns_no_picture_is_decoded_while_a_batch_runs(predictor: Predictor, crops, photo: Path) -> None:
-    """The service's decoding (a stage unit of :class:`~hourglass.inference.runtimes.Turns`) and the batcher's
+    """The service's decoding (a stage unit of :class:`Turns`) and the batcher's
     network calls never overlap when the turns are active (PyTorch on the CPU), and every answer still comes."""
-    from hourglass.inference.runtimes import Turns
-
     images, matrices = crops
     turns, spans, lock = Turns(True), {"network": [], "decode": []}, threading.Lock()
 
@@ -118,3 +117,55 @@ def test_with_turns_no_picture_is_decoded_while_a_batch_runs(predictor: Predicto
     assert len(results) == 6 and len(spans["network"]) >= 3 and len(spans["decode"]) > 0
     overlaps = [(d, n) for d in spans["decode"] for n in spans["network"] if d[0] < n[1] and n[0] < d[1]]
     assert overlaps == []
+
+
+def test_turns_keep_the_network_and_the_other_work_apart() -> None:
+    """Stage units run together; the network waits for those under way and holds new ones back until it is done;
+    inactive turns hold nothing; only PyTorch on the CPU takes turns."""
+    import threading
+
+    from hourglass.inference.runtimes import create_runtime
+
+    turns, log, lock = Turns(True), [], threading.Lock()
+    first_in, release_first = threading.Event(), threading.Event()
+
+    def stage(name: str, hold: threading.Event | None = None) -> None:
+        with turns.stage():
+            with lock:
+                log.append(f"{name} in")
+            if hold is not None:
+                first_in.set()
+                assert hold.wait(10)
+            with lock:
+                log.append(f"{name} out")
+
+    def network() -> None:
+        with turns.network():
+            with lock:
+                log.append("network in")
+            time.sleep(0.05)
+            with lock:
+                log.append("network out")
+
+    a = threading.Thread(target=stage, args=("a", release_first))
+    a.start()
+    assert first_in.wait(10)
+    b = threading.Thread(target=stage, args=("b",))
+    b.start()
+    b.join(10)  # two stage units at once: b gets in while a is still in
+    net = threading.Thread(target=network)
+    net.start()
+    time.sleep(0.05)
+    c = threading.Thread(target=stage, args=("c",))
+    c.start()
+    time.sleep(0.05)
+    assert "network in" not in log and "c in" not in log  # the network waits for a; c waits behind the network
+    release_first.set()
+    for t in (a, net, c):
+        t.join(10)
+    assert log.index("a out") < log.index("network in") < log.index("network out") < log.index("c in")
+    with Turns(False).network(), Turns(False).stage():  # inactive: nothing waits
+        pass
+    model = torch.nn.Conv2d(3, 16, 1)
+    assert takes_turns(create_runtime(model, backend="eager", input_size=(8, 8)))
+    assert not takes_turns(lambda x: x)

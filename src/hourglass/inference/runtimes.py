@@ -30,9 +30,8 @@ import io
 import os
 import re
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -451,63 +450,3 @@ def pick_fastest(
                 best = (latency, runtime)
     assert best is not None
     return best[1]
-
-
-class Turns:
-    """The network and the work around it taking turns at the CPU when ``active`` (a readers-writer lock).
-
-    A stage holds :meth:`stage` for one unit of work (decoding a frame or a picture, a detector call, a crop,
-    drawing and encoding a frame); several may hold it at once. :meth:`network` waits for the units under way
-    to end, keeps new ones from starting, and lets them go when the batch is through. Inactive: both are no-ops
-    (the work overlaps the network).
-    """
-
-    def __init__(self, active: bool) -> None:
-        self.active = active
-        self._changed = threading.Condition()
-        self._working = 0  # stage units under way
-        self._network = False
-
-    @contextlib.contextmanager
-    def stage(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
-        with self._changed:
-            self._changed.wait_for(lambda: not self._network)
-            self._working += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._working -= 1
-                self._changed.notify_all()
-
-    @contextlib.contextmanager
-    def network(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
-        with self._changed:
-            self._network = True  # no new unit starts from here
-            self._changed.wait_for(lambda: self._working == 0)
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._network = False
-                self._changed.notify_all()
-
-
-def takes_turns(runtime: Any) -> bool:
-    """Whether other work should wait while ``runtime`` runs (:class:`Turns`): PyTorch (eager, compile) on the CPU.
-
-    PyTorch's CPU kernels split each layer evenly among OpenMP threads that meet at a barrier, so a thread put
-    off its core by decoding or encoding holds up the whole layer: overlapped with the other stages of
-    ``hourglass predict`` on a 2-core Intel Xeon, hg2 (bf16, batch 8) ran about 13% slower than alone, for
-    stages that used under 5% of the CPU (0.86x of the network end to end; taking turns, 0.93x). OpenVINO and
-    ONNX Runtime share work out dynamically and lose little that way (taking turns measured 0.71-0.78x against
-    0.77-0.79x overlapped), and a network on a GPU leaves the CPU to the other stages, so those overlap.
-    """
-    device = getattr(runtime, "device", None)
-    return getattr(runtime, "backend", "") in ("eager", "compile") and getattr(device, "type", "") == "cpu"

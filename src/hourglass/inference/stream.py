@@ -12,10 +12,6 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 4. **draw and write** (:meth:`_VideoWriter.consume`): each person's skeleton in their track's colour, their box
    and ``id N``, drawn on the frame itself and encoded into the overlay video (skipped with ``overlay=False``).
 
-When the network is PyTorch on the CPU (:func:`~hourglass.inference.runtimes.takes_turns`), the stages take turns
-with it instead of overlapping (:class:`~hourglass.inference.runtimes.Turns`): stages 1, 2 and 4 wait (between
-frames) while a batch is in the network, and work while the pose stage decodes, tracks and waits on the queues.
-
 Between detections (``detect_every`` > 1) a frame's boxes are those of the tracks seen in the frame before, each
 the box around its pose (joints scoring :data:`POSE_BOX_SCORE` or more) enlarged :data:`POSE_BOX_GROWTH` times
 about its centre (rtmlib's ``PoseTracker``), and the person found in it stays that track's: such a frame needs the
@@ -40,7 +36,6 @@ from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
 from hourglass.inference.boxes import BoxChoice, Detection, box_problem
 from hourglass.inference.predictor import Poses, Predictor
-from hourglass.inference.runtimes import Turns, takes_turns
 from hourglass.inference.smooth import OneEuro
 from hourglass.inference.track import Tracker, oks_sigmas
 from hourglass.inference.video import Frame, FrameSource
@@ -138,7 +133,6 @@ class StreamRun:
         self.frames = 0  # frames through the network
         self.detector_calls = 0
         self.stop = threading.Event()
-        self.turns = Turns(takes_turns(predictor.runtime))
 
     # --- the whole run -----------------------------------------------------------------------------------
 
@@ -163,7 +157,7 @@ class StreamRun:
         frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         people: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         drawing: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
-        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person, self.turns)
+        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person)
         threads = [
             threading.Thread(target=self._stage, args=(self._read, None, frames), daemon=True),
             threading.Thread(target=self._stage, args=(self._people, frames, people), daemon=True),
@@ -208,12 +202,7 @@ class StreamRun:
     # --- stage 1: read -----------------------------------------------------------------------------------
 
     def _read(self, _: Any, outbox: queue.Queue[Any]) -> None:
-        frames = iter(self.stream.frames)
-        while True:
-            with self.turns.stage():
-                frame = next(frames, _END)
-            if frame is _END:
-                break
+        for frame in self.stream.frames:
             if not _put(outbox, frame, self.stop):
                 return
         _put(outbox, _END, self.stop)
@@ -231,8 +220,7 @@ class StreamRun:
             if frame.index % every != 0:
                 item = _Item(frame, None)
             elif detector is not None:
-                with self.turns.stage():
-                    boxes, scores = detector(frame.rgb)
+                boxes, scores = detector(frame.rgb)
                 self.detector_calls += 1
                 detections, problems = self.choose.detected(boxes, scores, width, height, where, frame.index)
                 self.problems.extend(problems)
@@ -301,8 +289,7 @@ class StreamRun:
         """Run the pending frames, in order: network, tracks, smoothing, JSON, drawing queue. Returns the last index."""
         if not pending:
             return last
-        with self.turns.network():
-            poses = self.predictor.predict([i.frame.rgb for i, _ in pending], [b for _, b in pending])
+        poses = self.predictor.predict([i.frame.rgb for i, _ in pending], [b for _, b in pending])
         for (item, _), pose in zip(pending, poses, strict=True):
             frame = item.frame
             detections = item.detections or []
@@ -352,17 +339,15 @@ def coco_results(
 class _VideoWriter:
     """Stage 4: draws each frame's people (skeleton and box in their track's colour, ``id N``) and encodes it."""
 
-    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool, turns: Turns) -> None:
+    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool) -> None:
         self.path, self.fps, self.skeleton, self.show_boxes = path, fps, predictor.skeleton, show_boxes
-        self.turns = turns
         self.writer: Any = None
         self.error: BaseException | None = None
 
     def consume(self, inbox: queue.Queue[Any], _: Any) -> None:
         try:
             for rgb, poses, ids in _items(inbox):
-                with self.turns.stage():
-                    self.write(draw_people(rgb, poses, ids, self.skeleton))
+                self.write(draw_people(rgb, poses, ids, self.skeleton))
         except BaseException as err:
             self.error = err
             for _ in _items(inbox):  # keep the pose stage from waiting on a full queue

@@ -7,7 +7,7 @@ crop that waited longer than that while the previous batch ran goes at once. Cro
 without the flip test ride in the same pick-up and run as two network calls.
 
 With PyTorch on the CPU the network takes turns with the requests' decoding and cropping
-(:class:`~hourglass.inference.runtimes.Turns`, given by the service): a batch runs alone on the cores, and the
+(:class:`Turns`, given by the service): a batch runs alone on the cores, and the
 pictures that arrived meanwhile are decoded and cut between batches.
 
 At most ``max_queue`` crops wait or run at once; a request whose crops would go over that is refused
@@ -19,15 +19,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from hourglass.errors import ConfigError
 from hourglass.inference.predictor import Predictor
-from hourglass.inference.runtimes import Turns
 
 
 class QueueFull(Exception):
@@ -209,3 +210,62 @@ class Batcher:
                 self._pending -= len(batch)
             if self._on_batch is not None:
                 self._on_batch(len(batch), time.perf_counter() - started)
+
+
+class Turns:
+    """The network and the work around it taking turns at the CPU when ``active`` (a readers-writer lock).
+
+    A request holds :meth:`stage` for one unit of work (decoding its picture, finding its people, cutting its
+    crops); several may hold it at once. :meth:`network` waits for the units under way to end, keeps new ones
+    from starting, and lets them go when the batch is through. Inactive: both are no-ops (the work overlaps the
+    network).
+    """
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self._changed = threading.Condition()
+        self._working = 0  # stage units under way
+        self._network = False
+
+    @contextmanager
+    def stage(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: not self._network)
+            self._working += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._working -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def network(self) -> Iterator[None]:
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._network = True  # no new unit starts from here
+            self._changed.wait_for(lambda: self._working == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._network = False
+                self._changed.notify_all()
+
+
+def takes_turns(runtime: Any) -> bool:
+    """Whether other work should wait while ``runtime`` runs (:class:`Turns`): PyTorch (eager, compile) on the CPU.
+
+    Measured on a 2-core Intel Xeon (``benchmarks/serve_load.py``, hg2 eager bf16, 16 clients, ``--max-batch 8``,
+    runs alternating): 10.9-11.6 requests/s taking turns against 8.9-9.4 with decoding beside the network. PyTorch's
+    CPU threads split each layer evenly and wait for each other, so a thread put off its core holds up the layer;
+    OpenVINO and ONNX Runtime share work out dynamically, and a network on a GPU leaves the CPU free, so those
+    overlap. (``hourglass predict``'s video stages gained nothing from turns there: 0.92-0.96x either way.)
+    """
+    device = getattr(runtime, "device", None)
+    return getattr(runtime, "backend", "") in ("eager", "compile") and getattr(device, "type", "") == "cpu"

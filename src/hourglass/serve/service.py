@@ -22,9 +22,8 @@ from hourglass.data.images import decode_image, image_header_size
 from hourglass.errors import ConfigError, HourglassError
 from hourglass.inference.boxes import box_problem, whole_image_box
 from hourglass.inference.predictor import BOX_PADDING
-from hourglass.inference.runtimes import Turns, takes_turns
 
-from .batching import Batcher, QueueFull
+from .batching import Batcher, QueueFull, Turns, takes_turns
 from .metrics import Metrics
 from .tracking import Tracker, new_tracker
 
