@@ -9,6 +9,7 @@ import torch
 from hourglass.data import HeatmapCodec
 from hourglass.data.dataset import predict_dataset
 from hourglass.data.synthetic import SyntheticFigures
+from hourglass.device import usable_cores
 from hourglass.errors import InputError
 from hourglass.inference.accuracy import accuracy_cost
 from hourglass.inference.runtimes import Runtime, calibration_batches, create_runtime
@@ -35,6 +36,20 @@ def test_fp32_backends_match_eager(tiny, images, reference, backend) -> None:
     assert out.dtype == np.float32 and out.shape == (2, 4, 8, 8)
     np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(rt(torch.from_numpy(images[:1])), reference[:1], rtol=1e-4, atol=1e-4)
+
+
+def test_openvino_spreads_a_batch_over_its_streams_in_order(tiny) -> None:
+    """A batch runs as batch-1 requests on the throughput model's streams (two cores or more), each heatmap back
+    at its own image's place; one image runs on the latency model."""
+    images = np.random.default_rng(3).random((5, 3, 32, 32), dtype=np.float32)
+    with torch.no_grad():
+        reference = tiny(torch.from_numpy(images))[:, -1].numpy()
+    rt = create_runtime(tiny, "openvino", "fp32", input_size=(32, 32))
+    np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
+    if usable_cores() > 1:
+        assert rt.streams is not None and rt.streams > 1 and rt.queue is not None and not rt.requests
+    np.testing.assert_allclose(rt(images[3:4]), reference[3:4], rtol=1e-4, atol=1e-4)
+    assert (1, 3, 32, 32) in rt.requests
 
 
 @pytest.mark.parametrize("backend", ["eager", "openvino"])

@@ -30,6 +30,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
-from hourglass.device import autocast_context, eager_precision, resolve_device
+from hourglass.device import autocast_context, eager_precision, resolve_device, usable_cores
 from hourglass.errors import ConfigError, InputError
 from hourglass.extras import extra_installed, require_extra, require_extras
 from hourglass.files import atomic_write, cache_dir
@@ -158,10 +159,22 @@ class OnnxRuntime(Runtime):
 class OpenVinoRuntime(Runtime):
     """OpenVINO CPU plugin on the folded ONNX export; fp32/bf16 via ``INFERENCE_PRECISION_HINT``, int8 via NNCF.
 
-    The model keeps a dynamic batch; each batch size seen is compiled once with a static input shape
-    (about 5-10% faster than the dynamic-shape model at batch 1 here), cached for later calls. OpenVINO keeps the
-    compiled models on disk under :func:`openvino_cache` (its ``CACHE_DIR``), and :func:`cached_onnx` the export,
-    so a later start with the same weights, shape and precision skips both the export and the compile.
+    Two ways to run a call, both on models compiled with a static input shape (about 5-10% faster than the
+    dynamic-shape model at batch 1 here):
+
+    - one image, or a CPU where OpenVINO makes one stream: one request compiled for the call's shape under
+      ``PERFORMANCE_HINT=LATENCY``, its threads working together on each layer (:meth:`infer_request`);
+    - a batch of ``B >= 2`` where OpenVINO makes several streams: each image its own batch-1 request of a model
+      compiled under ``PERFORMANCE_HINT=THROUGHPUT`` (:meth:`throughput_queue`), the requests spread over the
+      streams (on 2 cores: 2 streams of one thread). Streams need no barrier between threads at every layer, so
+      the batch runs faster, and it does not stall when another thread of the process takes a core for a moment.
+      On the Intel Xeon with AMX (2 cores), hg2 256x256 bf16: 1.11-1.27x the images/s of one latency request at
+      batch 2 to 16, 0.61x at batch 1 (``benchmarks/openvino_streams.py``, docs/BENCHMARKS.md), hence the
+      latency model for one image. Any batch size runs on the same compiled model.
+
+    OpenVINO keeps the compiled models on disk under :func:`openvino_cache` (its ``CACHE_DIR``), and
+    :func:`cached_onnx` the export, so a later start with the same weights, shape and precision skips both the
+    export and the compile. Calls are serialised by a lock (one call at a time uses the requests).
     """
 
     backend = "openvino"
@@ -176,10 +189,11 @@ class OpenVinoRuntime(Runtime):
     ) -> None:
         ov = require_extra("openvino", "openvino")
         super().__init__(input_size, channels)
+        self.ov = ov
         self.precision = precision
         self.core = ov.Core()
         model = self.core.read_model(str(onnx_path))
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(openvino_cache())}
+        self.config: dict[str, Any] = {"CACHE_DIR": str(openvino_cache())}
         if precision == "int8":
             if not calibration:
                 raise ConfigError("openvino int8: post-training quantisation needs calibration images")
@@ -188,19 +202,75 @@ class OpenVinoRuntime(Runtime):
             self.config["INFERENCE_PRECISION_HINT"] = "bf16" if precision == "bf16" else "f32"
         self.model = model
         self.requests: dict[tuple[int, ...], Any] = {}
+        self.queue: Any = None  # the throughput model's requests (:meth:`throughput_queue`)
+        self.streams: int | None = None  # the throughput model's streams; None until it is compiled
+        self.lock = threading.Lock()
+
+    def compile(self, shape: Sequence[int], hint: str) -> Any:
+        """The OpenVINO compiled model for input ``shape`` under ``PERFORMANCE_HINT`` ``hint``."""
+        model = self.model.clone()
+        model.reshape({0: list(shape)})
+        return self.core.compile_model(model, "CPU", {**self.config, "PERFORMANCE_HINT": hint})
 
     def infer_request(self, shape: tuple[int, ...]) -> Any:
-        """The compiled OpenVINO infer request for input ``shape`` (compiled on first use, then kept)."""
+        """The latency infer request for input ``shape`` (compiled on first use, then kept)."""
         if shape not in self.requests:
-            model = self.model.clone()
-            model.reshape({0: list(shape)})
-            self.requests[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+            self.requests[shape] = self.compile(shape, "LATENCY").create_infer_request()
         return self.requests[shape]
 
+    def throughput_queue(self) -> Any:
+        """The ``AsyncInferQueue`` of batch-1 requests on the throughput model, compiled on first use: as many
+        requests as OpenVINO finds optimal, one per stream at least (:attr:`streams` is set then)."""
+        if self.queue is None:
+            compiled = self.compile((1, self.channels, *self.input_size), "THROUGHPUT")
+            self.streams = int(compiled.get_property("NUM_STREAMS"))
+            jobs = max(self.streams, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            self.queue = self.ov.AsyncInferQueue(compiled, jobs)
+        return self.queue
+
+    def streams_pay(self) -> bool:
+        """Whether a batch runs over streams: OpenVINO makes more than one for this CPU (never on one core,
+        where the throughput model is not even compiled)."""
+        if usable_cores() < 2:
+            return False
+        self.throughput_queue()
+        return bool(self.streams and self.streams > 1)
+
     def _run(self, images: np.ndarray) -> np.ndarray:
+        with self.lock:
+            if len(images) > 1 and self.streams_pay():
+                return self._run_streams(images)
+            return self._run_latency(images)
+
+    def run_latency(self, images: np.ndarray) -> np.ndarray:
+        """Heatmaps of ``images`` ``(B, C, H, W)`` from one latency request, whatever ``B`` (for comparisons)."""
+        with self.lock:
+            return self._run_latency(as_numpy_images(images, self.channels))
+
+    def run_streams(self, images: np.ndarray) -> np.ndarray:
+        """Heatmaps of ``images`` ``(B, C, H, W)`` as batch-1 requests over the throughput model's streams,
+        whatever ``B`` and however many streams (for comparisons)."""
+        with self.lock:
+            self.throughput_queue()
+            return self._run_streams(as_numpy_images(images, self.channels))
+
+    def _run_latency(self, images: np.ndarray) -> np.ndarray:
         request = self.infer_request(images.shape)
         request.infer({0: images})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+
+    def _run_streams(self, images: np.ndarray) -> np.ndarray:
+        out: list[np.ndarray | None] = [None] * len(images)
+
+        def done(request: Any, index: int) -> None:
+            out[index] = np.array(request.get_output_tensor(0).data[0], dtype=np.float32)
+
+        self.queue.set_callback(done)
+        images = np.ascontiguousarray(images)
+        for i in range(len(images)):  # each input read in place: ``images`` outlives the requests
+            self.queue.start_async({0: images[i : i + 1]}, i, share_inputs=True)
+        self.queue.wait_all()
+        return np.stack(out)  # type: ignore[arg-type]
 
 
 def openvino_cache() -> Path:
