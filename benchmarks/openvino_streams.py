@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from predict_video import checkpoint, cpu_name, cpu_seconds
 
 
@@ -51,9 +50,11 @@ def main() -> None:
 
         runtime = create_runtime(str(checkpoint(Path(tmp), args.model, args.size)), "openvino", args.precision)
         runtime.throughput_queue()
-        print(f"CPU: {cpu_name()}, {usable_cores()} usable cores; {args.model} {args.size}x{args.size} {args.precision}")
+        model = f"{args.model} {args.size}x{args.size} {args.precision}"
+        print(f"CPU: {cpu_name()}, {usable_cores()} usable cores; {model}")
         print(f"throughput model: {runtime.streams} streams, {len(runtime.queue)} requests")
-        print(f"{'batch':>5s} {'latency img/s':>14s} {'streams img/s':>14s} {'ratio':>6s}   CPU ms/img latency / streams")
+        head = f"{'batch':>5s} {'latency img/s':>14s} {'streams img/s':>14s} {'ratio':>6s}"
+        print(f"{head}   CPU ms/img latency / streams")
         rng = np.random.default_rng(0)
         for batch in args.batches:
             images = rng.random((batch, 3, args.size, args.size), dtype=np.float32)

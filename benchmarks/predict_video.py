@@ -16,7 +16,10 @@ Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x `
   the person, after the predictor is built (start-up, which includes OpenVINO's compile, is reported apart);
 - the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone;
 - the CPU time per frame of each (all threads; ``network / end to end``): when the network alone keeps every core
-  busy, the end-to-end ratio cannot beat their quotient, whatever overlaps.
+  busy, the end-to-end ratio cannot beat their quotient, whatever overlaps; and that of the video run by thread:
+  ``MainThread`` is the pose stage (crops, the runtime's calls, heatmap decoding, tracking, JSON), ``runtime,
+  codec`` the threads Python did not start (the runtime's workers, FFmpeg's decoder), ``hourglass-read`` decoding
+  and colour conversion, ``hourglass-overlay`` drawing and encoding.
 
 The two are measured one after the other ``--repeats`` times (network, video, network, video ...), each ratio from a
 pair a few seconds apart, and the median ratio is reported with the range: on a shared machine a single pair can be
@@ -33,6 +36,7 @@ import os
 import platform
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,8 +94,44 @@ def network_fps(predictor, batch: int, size: int, calls: int = 3) -> tuple[float
     return frames / (time.perf_counter() - start), 1000 * (cpu_seconds() - cpu) / frames
 
 
-def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, float]:
-    """Frames/s of one ``hourglass predict`` run on ``video``, and the CPU milliseconds it took per frame."""
+class ThreadClock:
+    """CPU time of a span by thread: each Python thread started within it measures its own (``time.thread_time``
+    around its ``run``, under its name: the pipeline's ``hourglass-*`` stages), the calling thread its own
+    (``MainThread``: the pose stage), and the rest of the process's CPU time is that of the threads Python did
+    not start (``runtime, codec``: the runtime's workers, FFmpeg's decoder)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.started: list[threading.Thread] = []
+        self.original = threading.Thread.run
+
+    def __enter__(self) -> ThreadClock:
+        clock, original = self, self.original
+
+        def run(thread: threading.Thread) -> None:
+            clock.started.append(thread)
+            start = time.thread_time()
+            try:
+                original(thread)
+            finally:
+                clock.seconds[thread.name] = clock.seconds.get(thread.name, 0.0) + time.thread_time() - start
+
+        threading.Thread.run = run  # type: ignore[method-assign]
+        self.process, self.main = cpu_seconds(), time.thread_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        main = time.thread_time() - self.main
+        for thread in self.started:  # stages that end on their own after the run returns
+            thread.join(timeout=5.0)
+        threading.Thread.run = self.original  # type: ignore[method-assign]
+        self.seconds["MainThread"] = main
+        self.seconds["runtime, codec"] = cpu_seconds() - self.process - sum(self.seconds.values())
+
+
+def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, float, dict[str, float]]:
+    """Frames/s of one ``hourglass predict`` run on ``video``, the CPU milliseconds it took per frame, and those
+    per stage (:class:`ThreadClock`)."""
     from hourglass.inference.boxes import BoxChoice
     from hourglass.inference.predict import PredictReport, _Bar
     from hourglass.inference.stream import StreamOptions, StreamRun
@@ -100,9 +140,12 @@ def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[floa
     stream = video_source(video)
     report = PredictReport()
     run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(overlay=overlay), _Bar(False), report, False)
-    start, cpu = time.perf_counter(), cpu_seconds()
-    run.run(out / "clip.keypoints.json", out / "clip.mp4" if overlay else None)
-    return report.frames / (time.perf_counter() - start), 1000 * (cpu_seconds() - cpu) / report.frames
+    with ThreadClock() as clock:
+        start, cpu = time.perf_counter(), cpu_seconds()
+        run.run(out / "clip.keypoints.json", out / "clip.mp4" if overlay else None)
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    stages = {name: 1000 * value / report.frames for name, value in clock.seconds.items()}
+    return report.frames / seconds, 1000 * cpu / report.frames, stages
 
 
 def floors(video: Path, out: Path) -> tuple[float, float]:
@@ -167,11 +210,13 @@ def main() -> None:
                 net, net_cpu = network_fps(predictor, args.batch, int(size), calls=calls)
                 out = root / f"{spec.replace(':', '-')}-{repeat}"
                 out.mkdir()
-                e2e, e2e_cpu = pipeline_fps(predictor, video, out, not args.no_overlay)
+                e2e, e2e_cpu, stages = pipeline_fps(predictor, video, out, not args.no_overlay)
                 ratios.append(e2e / net)
                 cpu = f"{net_cpu:.1f} / {e2e_cpu:.1f}"
                 print(f"{spec:26s} {shown:>8s} {net:12.2f} {e2e:15.2f} {e2e / net:6.2f}x {cpu:>15s}", flush=True)
                 shown = ""
+                split = sorted(stages.items(), key=lambda kv: -kv[1])
+                print("    CPU ms/frame by thread: " + ", ".join(f"{k} {v:.1f}" for k, v in split if v >= 0.05))
             summary.append(f"{spec}: median {np.median(ratios):.2f}x (from {min(ratios):.2f}x to {max(ratios):.2f}x)")
         print("\n".join(summary))
 

@@ -159,11 +159,17 @@ class StreamRun:
         drawing: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person)
         threads = [
-            threading.Thread(target=self._stage, args=(self._read, None, frames), daemon=True),
-            threading.Thread(target=self._stage, args=(self._people, frames, people), daemon=True),
+            threading.Thread(target=self._stage, args=(self._read, None, frames), name="hourglass-read", daemon=True),
+            threading.Thread(
+                target=self._stage, args=(self._people, frames, people), name="hourglass-people", daemon=True
+            ),
         ]
         if tmp_video is not None:
-            threads.append(threading.Thread(target=self._stage, args=(writer.consume, drawing, None), daemon=True))
+            threads.append(
+                threading.Thread(
+                    target=self._stage, args=(writer.consume, drawing, None), name="hourglass-overlay", daemon=True
+                )
+            )
         for thread in threads:
             thread.start()
         try:
