@@ -270,6 +270,9 @@ class OpenVinoRuntime(Runtime):
         for i in range(len(images)):  # each input read in place: ``images`` outlives the requests
             self.queue.start_async({0: images[i : i + 1]}, i, share_inputs=True)
         self.queue.wait_all()
+        missing = [i for i, heatmaps in enumerate(out) if heatmaps is None]
+        if missing:
+            raise RuntimeError(f"OpenVINO returned no heatmaps for images {missing} of a batch of {len(images)}")
         return np.stack(out)  # type: ignore[arg-type]
 
 
