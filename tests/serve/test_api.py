@@ -237,3 +237,32 @@ def test_a_picture_without_boxes_gets_the_detectors_people(tiny_checkpoint: Path
     keypoints, _ = Predictor.from_checkpoint(tiny_checkpoint)(rgb, boxes=[[40, 20, 40, 40]])
     np.testing.assert_allclose(np.asarray(person["keypoints"])[:, :2], keypoints[0], atol=0.01)
     assert nobody.status == 200 and nobody.json()["people"] == []
+
+
+def test_openvino_batches_keep_each_requests_people(tiny_checkpoint: Path, photo: Path, tmp_path: Path) -> None:
+    """``--backend openvino``: concurrent requests with different boxes ride in shared batches, which OpenVINO runs
+    as one request per image over its streams; each answer is still its own picture's people, as the eager
+    Predictor finds them (fp32: the same numbers to the JSON's rounding, give or take the folded BatchNorm)."""
+    options = ("--backend", "openvino", "--precision", "fp32", "--max-batch", "8", "--max-wait-ms", "200")
+    data = photo.read_bytes()
+    asks = [[b] for b in BOXES] + [BOXES, [[100.0, 100.0, 400.0, 500.0]], None, [[500.0, 50.0, 300.0, 600.0]]]
+    with serve(tiny_checkpoint, tmp_path, *options, "--log-level", "warning") as server:
+        assert server.call("GET", "/v1/model").json()["serving"]["backend"] == "openvino"
+        answers: dict[int, Answer] = {}
+
+        def ask(i: int, boxes: list | None) -> None:
+            answers[i] = server.post_image(data, query(boxes=boxes) if boxes else "")  # none: the whole picture
+
+        threads = [threading.Thread(target=ask, args=(i, b)) for i, b in enumerate(asks)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert all(a.status == 200 for a in answers.values()), [a.body[:300] for a in answers.values()]
+    assert max(a.json()["batch"] for a in answers.values()) > 1  # some requests shared a network call
+    for i, boxes in enumerate(asks):
+        keypoints, scores = expected(tiny_checkpoint, photo, boxes, flip=True)
+        people = answers[i].json()["people"]
+        got = np.array([p["keypoints"] for p in people])
+        assert answers[i].status == 200 and got.shape[0] == len(keypoints)
+        assert np.abs(got[..., :2] - keypoints).max() < 0.05 and np.abs(got[..., 2] - scores).max() < 1e-3
