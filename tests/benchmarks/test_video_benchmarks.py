@@ -1,4 +1,4 @@
-"""benchmarks/predict_video.py and benchmarks/openvino_streams.py run through, small, and report what they say.
+"""benchmarks/predict_video.py, openvino_streams.py and video_detector.py run through, small, and report what they say.
 
 Their figures are timings (docs/BENCHMARKS.md); here only that the scripts run on a small model and a small video,
 count the CPU of the pipeline's own threads by name, and compare OpenVINO's two ways of running a batch.
@@ -67,3 +67,13 @@ def test_openvino_streams_compares_both_ways_per_batch() -> None:
     for _, latency, streams, ratio in rows:
         assert float(latency) > 0 and float(streams) > 0
         assert abs(float(ratio) - float(streams) / float(latency)) < 0.01 + 0.01 * float(ratio)
+
+
+def test_video_detector_runs_the_detector_every_n_frames() -> None:
+    out = run_script(
+        "video_detector.py", "--detector", "rtmdet-nano", "--frames", "12", "--every", "1", "4", "--repeats", "1"
+    )
+    row = r"--detect-every (\d+)\s+detector threads\s+default:\s+([\d.]+) frames/s, (\d+) detector calls"
+    rows = re.findall(row, out)
+    assert [(int(every), int(calls)) for every, _, calls in rows] == [(1, 12), (4, 3)], out
+    assert all(float(fps) > 0 for _, fps, _ in rows)
