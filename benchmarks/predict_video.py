@@ -19,7 +19,7 @@ Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x `
   busy, the end-to-end ratio cannot beat their quotient, whatever overlaps; and that of the video run by thread:
   ``MainThread`` is the pose stage (crops, the runtime's calls, heatmap decoding, tracking, JSON), ``runtime,
   codec`` the threads Python did not start (the runtime's workers, FFmpeg's decoder), ``hourglass-read`` decoding
-  and colour conversion, ``hourglass-overlay`` drawing and encoding.
+  and colour conversion, ``hourglass-draw`` drawing (and the conversion to BGR), ``hourglass-write`` encoding.
 
 The two are measured one after the other ``--repeats`` times (network, video, network, video ...), each ratio from a
 pair a few seconds apart, and the median ratio is reported with the range: on a shared machine a single pair can be

@@ -42,7 +42,7 @@ def test_predict_video_reports_the_ratio_and_the_cpu_of_each_stage() -> None:
     stages = dict(re.findall(r"([\w, -]+?) ([\d.]+)(?:,|$)", out.split("CPU ms/frame by thread: ")[1].splitlines()[0]))
     stages = {name.strip(): float(ms) for name, ms in stages.items()}
     # the pose stage runs on the main thread; decoding and the overlay on the pipeline's named threads
-    assert {"MainThread", "hourglass-read", "hourglass-overlay"} <= set(stages), out
+    assert {"MainThread", "hourglass-read", "hourglass-draw", "hourglass-write"} <= set(stages), out
     assert sum(stages.values()) <= float(row.group(5)) * 1.05 + 0.5  # no more than the process's CPU
 
 

@@ -217,3 +217,19 @@ def test_frames_with_nobody_are_not_held_back(checkpoint: Path, videos: Path, tm
     run.run(tmp_path / "clip.keypoints.json", None)
     truth = json.loads((videos / "leave-arrive.truth.json").read_text())
     assert sum(sizes) == report.frames == len(truth["frames"]) and max(sizes) <= 4
+
+
+def test_an_overlay_opencv_cannot_encode_fails_by_name_and_leaves_nothing(
+    checkpoint: Path, videos: Path, tmp_path: Path
+) -> None:
+    """Frames of 1x1 pixels read and go through the network, but mp4v cannot encode them: the drawing and encoding
+    stages stop on the error without holding up the pose stage, the run names the file and writes nothing of it
+    (no JSON, no video, no temporary file), and the next input is still processed."""
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    for t in range(20):  # more than the queues between the stages hold
+        cv2.imwrite(str(tiny / f"{t:03d}.png"), np.full((1, 1, 3), 9 * t, np.uint8))
+    out = tmp_path / "out"
+    report = predict_files([tiny, videos / "occlusion.mp4"], checkpoint, out, frames=True, progress=False)
+    assert any(str(tiny) in f and "cannot write an mp4v video of 1x1" in f for f in report.failures), report.failures
+    assert sorted(p.name for p in out.iterdir()) == ["occlusion.keypoints.json", "occlusion.mp4"]

@@ -1,6 +1,6 @@
 """One video, frames folder or camera through ``hourglass predict``: people, poses, identities, smoothing, outputs.
 
-Four stages overlap, each in its own thread, joined by bounded queues (:data:`QUEUE_FRAMES` items each), so a
+Five stages overlap, each in its own thread, joined by bounded queues (:data:`QUEUE_FRAMES` items each), so a
 stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory stays flat however long the video:
 
 1. **read** (:meth:`StreamRun._read`): decode frames (OpenCV releases the GIL while decoding);
@@ -9,8 +9,11 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 3. **pose** (the calling thread, :meth:`StreamRun._pose`): crops batched over frames (``batch_size`` crops per
    network call), the network, tracking (:class:`~hourglass.inference.track.Tracker`), smoothing
    (:class:`~hourglass.inference.smooth.OneEuro`), and the results streamed to the JSON file as they come;
-4. **draw and write** (:meth:`_VideoWriter.consume`): each person's skeleton in their track's colour, their box
-   and ``id N``, drawn on the frame itself and encoded into the overlay video (skipped with ``overlay=False``).
+4. **draw** (:meth:`_VideoWriter.draw`): each person's skeleton in their track's colour, their box and ``id N``,
+   drawn on the frame itself (skipped with ``overlay=False``, as is the next stage);
+5. **write** (:meth:`_VideoWriter.consume`): the drawn frames encoded into the overlay video. Drawing and encoding
+   each cost about as much CPU as decoding a 1280x720 frame, so with a fast network (a GPU, a small model) one
+   thread doing both would set the pace.
 
 Between detections (``detect_every`` > 1) a frame's boxes are those of the tracks seen in the frame before, each
 the box around its pose (joints scoring :data:`POSE_BOX_SCORE` or more) enlarged :data:`POSE_BOX_GROWTH` times
@@ -109,7 +112,7 @@ class _Item:
 
 
 class StreamRun:
-    """One frame source through the four stages (module docstring); :meth:`run` writes its two files."""
+    """One frame source through the five stages (module docstring); :meth:`run` writes its two files."""
 
     def __init__(
         self,
@@ -148,16 +151,22 @@ class StreamRun:
             if video_path is None:
                 self._run(tmp_json, None)
             else:
-                written.append(atomic_write(video_path, lambda tmp: self._run(tmp_json, tmp), suffix=".tmp.mp4"))
+
+                def with_video(tmp_video: str) -> None:
+                    self._run(tmp_json, tmp_video, video_path)
+
+                written.append(atomic_write(video_path, with_video, suffix=".tmp.mp4"))
 
         written.append(atomic_write(json_path, with_json))
         return written
 
-    def _run(self, tmp_json: str, tmp_video: str | None) -> None:
+    def _run(self, tmp_json: str, tmp_video: str | None, video_path: Path | None = None) -> None:
         frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         people: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         drawing: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
-        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person)
+        encoding: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+        shown = f"{self.stream.label}: overlay {video_path}"
+        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person, shown)
         threads = [
             threading.Thread(target=self._stage, args=(self._read, None, frames), name="hourglass-read", daemon=True),
             threading.Thread(
@@ -165,11 +174,10 @@ class StreamRun:
             ),
         ]
         if tmp_video is not None:
-            threads.append(
-                threading.Thread(
-                    target=self._stage, args=(writer.consume, drawing, None), name="hourglass-overlay", daemon=True
-                )
-            )
+            threads += [
+                threading.Thread(target=writer.draw, args=(drawing, encoding), name="hourglass-draw", daemon=True),
+                threading.Thread(target=writer.consume, args=(encoding,), name="hourglass-write", daemon=True),
+            ]
         for thread in threads:
             thread.start()
         try:
@@ -343,29 +351,44 @@ def coco_results(
 
 
 class _VideoWriter:
-    """Stage 4: draws each frame's people (skeleton and box in their track's colour, ``id N``) and encodes it."""
+    """Stages 4 and 5: draws each frame's people (skeleton and box in their track's colour, ``id N``), then encodes
+    the frame. Each stage takes everything its inbox receives until the end marker, also after an error (the first
+    one is kept in :attr:`error`, and the work stops), so the stage before never waits on a full queue."""
 
-    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool) -> None:
+    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool, shown: str) -> None:
         self.path, self.fps, self.skeleton, self.show_boxes = path, fps, predictor.skeleton, show_boxes
+        self.shown = shown  # what errors name: the source and the overlay's own path (``path`` is a temporary one)
         self.writer: Any = None
         self.error: BaseException | None = None
 
-    def consume(self, inbox: queue.Queue[Any], _: Any) -> None:
+    def draw(self, inbox: queue.Queue[Any], outbox: queue.Queue[Any]) -> None:
+        """Stage 4: ``(rgb, poses, ids)`` items in, drawn BGR frames out (then the end marker)."""
         try:
             for rgb, poses, ids in _items(inbox):
-                self.write(draw_people(rgb, poses, ids, self.skeleton))
-        except BaseException as err:
-            self.error = err
-            for _ in _items(inbox):  # keep the pose stage from waiting on a full queue
-                pass
+                if self.error is None:
+                    try:
+                        outbox.put(cv2.cvtColor(draw_people(rgb, poses, ids, self.skeleton), cv2.COLOR_RGB2BGR))
+                    except BaseException as err:
+                        self.error = err
+        finally:
+            outbox.put(_END)
 
-    def write(self, overlay: np.ndarray) -> None:
+    def consume(self, inbox: queue.Queue[Any]) -> None:
+        """Stage 5: BGR frames in, encoded into the video at :attr:`path`."""
+        for bgr in _items(inbox):
+            if self.error is None:
+                try:
+                    self.write(bgr)
+                except BaseException as err:
+                    self.error = err
+
+    def write(self, bgr: np.ndarray) -> None:
         if self.writer is None:
-            height, width = overlay.shape[:2]
+            height, width = bgr.shape[:2]
             self.writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
             if not self.writer.isOpened():
-                raise DataError(f"{self.path}: OpenCV cannot write an mp4v video of {width}x{height}")
-        self.writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+                raise DataError(f"{self.shown}: OpenCV cannot write an mp4v video of {width}x{height}")
+        self.writer.write(bgr)
 
     def release(self) -> None:
         if self.writer is not None:
