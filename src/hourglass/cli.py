@@ -714,8 +714,7 @@ def weights_list(
         print(json.dumps(rows, indent=1))
         return
     table = Table(title=f"published weights (cache: {cache_dir()})")
-    for column in ("name", "kind", "builds", "published", "hash", "cached"):
-        table.add_column(column)
+    cells = []
     for row in rows:
         figures = row.get("figures") or []
         published = "; ".join(f"{f['metric']} {f['value']:g} ({f['split']})" for f in figures[:1]) or "-"
@@ -723,7 +722,16 @@ def weights_list(
         hash_text = "none" if check in (None, "none") else ", ".join(f"{k} {v}" for k, v in check.items())
         cached = "checkpoint" if row["cached_checkpoint"] else "file" if row["cached_file"] else "-"
         builds = row.get("preset") or row.get("family", "")
-        table.add_row(row["name"], row["kind"], builds, published, hash_text, cached)
+        cells.append((row["name"], row["kind"], builds, published, hash_text, cached))
+    # names are what users type, and a name, kind or model cut short says nothing: those three are never cut,
+    # however narrow the terminal (the rest wrap, a hash anywhere)
+    for i, column in enumerate(("name", "kind", "builds", "published", "hash", "cached")):
+        if i < 3:
+            table.add_column(column, no_wrap=True, min_width=max((len(c[i]) for c in cells), default=len(column)))
+        else:
+            table.add_column(column, overflow="fold" if column == "hash" else "ellipsis")
+    for c in cells:
+        table.add_row(*c)
     console.print(table)
 
 

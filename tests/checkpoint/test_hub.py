@@ -399,6 +399,10 @@ def test_cli_weights_list_path_get_and_convert(server, bearpaw, home, tmp_path) 
     assert all(r["cached_file"] is None and r["kind"] in ("pose", "detector") for r in rows)
     table = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "bearpaw-hg2" in table.stdout and "87.33" in table.stdout
+    narrow = runner.invoke(app, ["weights", "list"], env={"COLUMNS": "80"})  # the names to type are never cut
+    cells = {cell.strip() for line in narrow.stdout.splitlines() for cell in line.split("│")}
+    assert narrow.exit_code == 0 and max(map(len, narrow.stdout.splitlines())) <= 80, narrow.stdout
+    assert {r["name"] for r in rows} | {r["kind"] for r in rows} <= cells, narrow.stdout
     shown = runner.invoke(app, ["weights", "path", "bearpaw-hg2"])
     assert shown.stdout.strip() == str(home / "downloads" / "bearpaw-hg2" / "bearpaw_hg2-15e342d9.pth")
     _, data = bearpaw
