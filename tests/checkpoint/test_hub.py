@@ -171,6 +171,19 @@ def test_the_table_is_complete_and_each_row_says_where_it_comes_from() -> None:
     assert table["newell-hg8"].hash == ("md5", "0ddc66c047f442b43e8c0616aa09ee8b")
 
 
+def test_a_name_not_in_the_table_is_answered_with_the_names_meant() -> None:
+    with pytest.raises(
+        CheckpointError, match=r"hg8-mpii: no such .* \(did you mean bearpaw-hg8, princeton-vl-hg8, newell-hg8\?\)"
+    ):
+        hub.parse_source("hg8-mpii")
+    with pytest.raises(CheckpointError, match=r"\(did you mean yolox-x-person, yolox-m-person\?\)"):
+        hub.parse_source("yolox")
+    for path in ("runs/demo/best.safetensors", "best.safetensors", "qqqq"):  # a missing file, nothing like a name
+        with pytest.raises(CheckpointError) as err:
+            hub.parse_source(path)
+        assert str(err.value).endswith("file:// URL"), err.value
+
+
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cache_dir() == tmp_path / "cache"
     monkeypatch.delenv("HOURGLASS_HOME")

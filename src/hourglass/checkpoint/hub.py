@@ -27,6 +27,7 @@ with ``torch.load(weights_only=True)`` by the converters, Torch7 files with ``to
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import hashlib
 import http.client
@@ -42,7 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -229,6 +230,17 @@ def _url_file(url: str) -> str:
     return name.replace("\\", "_") or "download"
 
 
+def similar_names(source: str, names: Iterable[str], limit: int = 4) -> list[str]:
+    """Up to ``limit`` of ``names`` a user may have meant by ``source``: the closest spellings (:mod:`difflib`), then
+    those sharing a part with it (``hg8-mpii`` -> the ``...-hg8`` rows); none for what looks like a file path."""
+    if "/" in source or os.sep in source or PurePosixPath(source).suffix:
+        return []
+    names = list(names)
+    parts = {part for part in re.split(r"[-_\s]+", source.lower()) if len(part) >= 3}
+    sharing = [n for n in names if parts & set(n.lower().split("-"))]
+    return list(dict.fromkeys([*difflib.get_close_matches(source, names, n=limit, cutoff=0.4), *sharing]))[:limit]
+
+
 def parse_source(source: str) -> Source:
     """The :class:`Source` a table name or a URL names.
 
@@ -253,9 +265,10 @@ def parse_source(source: str) -> Source:
             row=row,
         )
     if not _is_url(source):
+        close = similar_names(source, table)
         raise CheckpointError(
             f"{source}: no such checkpoint file, nor a name from `hourglass weights list` or an http(s):// or "
-            "file:// URL"
+            "file:// URL" + (f" (did you mean {', '.join(close)}?)" if close else "")
         )
     url, _, fragment = source.partition("#")
     file = _url_file(url)
