@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The GPU check of issue #5 (and the CUDA paths of #4), at most 5 minutes on one CUDA device:
+# The GPU check of issue #5 (and the CUDA paths of #4, and #19's video), at most 5.5 minutes on one CUDA device:
 #   1. benchmarks/gpu_bench.py: train-step throughput (fp32, bf16 autocast, channels_last, compile) and
 #      inference latency/throughput (fp32, bf16, compile) of hg2 and hg8 at 256x256, with the device's peak;
 #   2. benchmarks/grad_checkpointing.py --cuda: the GPU memory that gradient checkpointing saves (hg8);
 #   3. the real training loop on CUDA through torchrun (nccl, one process): fp16 with gradient scaling and
-#      SyncBatchNorm, then bf16, 30 steps each on synthetic figures, then `hourglass eval` of the result.
-# Each phase gets at most what is left of the 5 minutes (TOTAL_S, default 295 s).
+#      SyncBatchNorm, then bf16, 30 steps each on synthetic figures, then `hourglass eval` of the result;
+#   4. benchmarks/predict_video.py --device cuda: `hourglass predict` on a 1280x720 video (overlay written) against
+#      the network alone, hg2 256x256 eager bf16 and fp32, with the CPU time of each stage's thread.
+# Each phase gets at most what is left of the 5.5 minutes (TOTAL_S, default 330 s).
 # Usage: bash benchmarks/gpu.sh [OUT_DIR]   (default $OUT, else runs/gpu). Copy the figures into
 # docs/BENCHMARKS.md with the device line that gpu.jsonl starts with.
 set -uo pipefail
@@ -16,7 +18,7 @@ py=python3
 [ -x .venv/bin/python ] && py=.venv/bin/python
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 start=$(date +%s)
-total=${TOTAL_S:-295}
+total=${TOTAL_S:-330}
 status=0
 left() {  # seconds for the next phase: at most $1, and no more than what the budget has left
     local rest=$((total - ($(date +%s) - start)))
@@ -45,5 +47,8 @@ for amp in fp16 bf16; do
         --checkpoint "$data/run-$amp/last.safetensors" 2>&1 | tail -n 12 | tee -a "$out/train-$amp.txt" || status=1
 done
 rm -rf "$data"
+
+timeout "$(left 45)" "$py" benchmarks/predict_video.py --device cuda --frames 240 --repeats 2 \
+    --configs hg2:256:eager:bf16 hg2:256:eager:fp32 2>&1 | tee "$out/predict_video.txt" || status=1
 echo "gpu.sh: $(($(date +%s) - start)) s, status $status; results in $out/"
 exit $status

@@ -1,6 +1,7 @@
 """End-to-end frames/s of ``hourglass predict`` on a video against the network's own frames/s, side by side.
 
 Usage: python benchmarks/predict_video.py [--frames 64] [--height 720 --width 1280] [--batch 8] [--repeats 3]
+                                          [--device cpu|cuda]
                                           [--configs hg2:256:eager:bf16 hg2:256:openvino:bf16 demo:128:eager:bf16]
                                           [--no-overlay]
 
@@ -180,7 +181,10 @@ def main() -> None:
         "--configs", nargs="+", default=["hg2:256:eager:bf16", "hg2:256:openvino:bf16", "demo:128:eager:bf16"]
     )
     parser.add_argument("--no-overlay", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the eager back-end runs")
     args = parser.parse_args()
+    if args.device != "cpu" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this machine has no CUDA device (torch {torch.__version__})")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ["HOURGLASS_HOME"] = str(root / "home")  # a cold OpenVINO cache, then a warm one
@@ -189,6 +193,8 @@ def main() -> None:
         video = write_video(root / "clip.mp4", args.frames, args.height, args.width)
         decode, encode = floors(video, root)
         print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}")
+        if args.device != "cpu":
+            print(f"device: {args.device}, {torch.cuda.get_device_name(torch.device(args.device))}")
         print(f"video {args.width}x{args.height}, {args.frames} frames, batch {args.batch}, flip test, whole frame")
         print(f"floors: decode {decode:.1f} frames/s, encode (mp4v) {encode:.1f} frames/s")
         head = f"{'config':26s} {'start s':>8s} {'network f/s':>12s} {'end-to-end f/s':>15s} {'ratio':>6s}"
@@ -200,7 +206,9 @@ def main() -> None:
             starts = []
             for _ in range(2 if backend == "openvino" else 1):
                 start = time.perf_counter()
-                predictor = Predictor.from_checkpoint(ckpt, backend=backend, precision=precision, batch_size=args.batch)
+                predictor = Predictor.from_checkpoint(
+                    ckpt, backend=backend, precision=precision, batch_size=args.batch, device=args.device
+                )
                 predictor.heatmaps(np.zeros((args.batch, 3, int(size), int(size)), np.float32))  # compile now
                 starts.append(time.perf_counter() - start)
             shown = " then ".join(f"{s:.1f}" for s in starts)
