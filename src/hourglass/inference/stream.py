@@ -149,7 +149,7 @@ class StreamRun:
 
         def with_json(tmp_json: str) -> None:
             if video_path is None:
-                self._run(tmp_json, None)
+                self._run(tmp_json, None, None)
             else:
 
                 def with_video(tmp_video: str) -> None:
@@ -160,13 +160,13 @@ class StreamRun:
         written.append(atomic_write(json_path, with_json))
         return written
 
-    def _run(self, tmp_json: str, tmp_video: str | None, video_path: Path | None = None) -> None:
+    def _run(self, tmp_json: str, tmp_video: str | None, video_path: Path | None) -> None:
         frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         people: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         drawing: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         encoding: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         shown = f"{self.stream.label}: overlay {video_path}"
-        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, self.choose.per_person, shown)
+        writer = _VideoWriter(tmp_video, self.stream.fps, self.predictor, shown)
         threads = [
             threading.Thread(target=self._stage, args=(self._read, None, frames), name="hourglass-read", daemon=True),
             threading.Thread(
@@ -203,15 +203,15 @@ class StreamRun:
         if self.frames == 0:
             raise DataError(f"{self.stream.label}: no readable frame")
 
-    def _stage(self, work: Callable[[Any, Any], None], inbox: queue.Queue[Any] | None, outbox: Any) -> None:
-        """Run one stage in its thread; an error travels down the queues to the pose stage, which raises it."""
+    def _stage(
+        self, work: Callable[[Any, Any], None], inbox: queue.Queue[Any] | None, outbox: queue.Queue[Any]
+    ) -> None:
+        """Run the read or people stage in its thread; an error travels down the queues to the pose stage, which
+        raises it."""
         try:
             work(inbox, outbox)
         except BaseException as err:  # handed on, raised in the calling thread
-            if outbox is not None:
-                _put(outbox, err, self.stop)
-            else:
-                raise
+            _put(outbox, err, self.stop)
 
     # --- stage 1: read -----------------------------------------------------------------------------------
 
@@ -355,8 +355,8 @@ class _VideoWriter:
     the frame. Each stage takes everything its inbox receives until the end marker, also after an error (the first
     one is kept in :attr:`error`, and the work stops), so the stage before never waits on a full queue."""
 
-    def __init__(self, path: str | None, fps: float, predictor: Predictor, show_boxes: bool, shown: str) -> None:
-        self.path, self.fps, self.skeleton, self.show_boxes = path, fps, predictor.skeleton, show_boxes
+    def __init__(self, path: str | None, fps: float, predictor: Predictor, shown: str) -> None:
+        self.path, self.fps, self.skeleton = path, fps, predictor.skeleton
         self.shown = shown  # what errors name: the source and the overlay's own path (``path`` is a temporary one)
         self.writer: Any = None
         self.error: BaseException | None = None
