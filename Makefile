@@ -23,14 +23,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	# The person-detector tests run in a pytest process of their own: after them, in one process with the
-	# tests of tests/benchmarks, checkpoint/, data/ and evaluation/ before them, the interpreter's heap was
-	# found corrupt (SIGSEGV in pymalloc at test_exporters' out-of-space test, 2026-12-03; each half alone
-	# passes). Not yet traced to the library that corrupts it (ONNX Runtime and OpenVINO are both loaded). Seen
-	# only on a loaded machine: the same prefix and the whole suite in one process passed on a quiet one later
-	# that day (620 tests, Intel Xeon), so the split stays until the cause is found.
-	$(BIN)/python -m pytest -q --ignore=tests/inference/test_detect.py
-	$(BIN)/python -m pytest -q tests/inference/test_detect.py
+	# One process, as users run the code. The crash that once split the suite was OpenVINO's CPU plugin (every
+	# release since 2022.2, 2026.4.1 here): each ov.Core() installs an alternate signal stack on its thread and
+	# unmaps it when dropped without giving the old one back unless dropped last-made-first, on the same thread.
+	# Two Cores dropped in the order they were made left the stack on unmapped memory (or on memory handed out
+	# again), and the next signal with a Python handler (SIGCHLD after a DataLoader's workers) died there:
+	# gdb showed the stack set in create_plugin_engine; two bare ov.Core()s reproduce it (exit 139). Fenced in
+	# the library, not pinned (no release fixes it): hourglass.extras.openvino_core, one Core per process whose
+	# plugin loads under a guard that gives the thread its stack back; tests/test_extras.py keeps the case.
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples

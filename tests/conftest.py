@@ -29,6 +29,12 @@ COCO_PHOTOS = ("000000000785", "000000040083", "000000196141", "000000197388")
 MPII_PHOTOS = ("004645041", "005808361", "051423444", "052475643", "060754485")
 
 
+# The files of shared/models.
+DETECTOR_MMDEPLOY = "yolox_nano_8xb8-300e_humanart-40f6f0d0.onnx"
+DETECTOR_MEGVII = "yolox_nano.onnx"
+LSPET_MODEL = "lspet-hg1-128-cpu.safetensors"
+
+
 def _shared(path: Path, required: tuple[str, ...], what: str) -> Path:
     """``path`` when it holds ``required``: skipped locally when absent, a failure under CI.
 
@@ -93,6 +99,14 @@ def real_samples_dir() -> Path:
     photos = tuple(f"coco/{n}.jpg" for n in COCO_PHOTOS) + tuple(f"mpii/{n}.jpg" for n in MPII_PHOTOS)
     required = (*annotations, "mpii/gt_valid_first5.mat", *photos)
     return _shared(SHARED_DATA / "real-samples", required, "real sample photos")
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """``shared/models`` (beside ``shared/data``): the real person detectors (mmpose's YOLOX-nano for people in
+    mmdeploy's format, Megvii's own YOLOX-nano export) and the real-people model; its README gives provenance."""
+    required = (DETECTOR_MMDEPLOY, DETECTOR_MEGVII, LSPET_MODEL)
+    return _shared(SHARED_DATA.parent / "models", required, "real pretrained models")
 
 
 @pytest.fixture

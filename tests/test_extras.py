@@ -7,6 +7,7 @@ name`` raise ``ModuleNotFoundError`` (with ``err.name == name``), as it would wi
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -174,3 +175,70 @@ def test_tensorboard_on_when_installed_and_one_line_when_not(monkeypatch, tmp_pa
     assert not (tmp_path / "without" / "tensorboard").exists()
     assert one_line_naming(out.getvalue(), "tensorboard"), out.getvalue()
     assert (tmp_path / "without" / "metrics.jsonl").read_text().count("val/x") == 1  # the rest of the log goes on
+
+
+SIGNAL_STACK_PROBE = """
+import ctypes, gc, json, signal, subprocess, sys
+
+import numpy as np
+
+from hourglass.inference.detect import open_detector
+
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+def stack():
+    s = Stack()
+    ctypes.CDLL(None).sigaltstack(None, ctypes.byref(s))
+    mapped = False
+    for line in open("/proc/self/maps"):
+        low, high = (int(x, 16) for x in line.split()[0].split("-"))
+        mapped = mapped or low <= (s.sp or 0) < high
+    return {"disabled": bool(s.flags & 2), "size": s.size, "mapped": mapped}
+
+
+before = stack()
+first = open_detector(sys.argv[1], runtime="openvino")
+second = open_detector(sys.argv[1], runtime="openvino")
+for detector in (first, second):
+    detector(np.zeros((240, 320, 3), np.uint8))
+del first  # dropped in the order they were made: OpenVINO's own Cores would leave a dangling stack here
+gc.collect()
+del second
+gc.collect()
+after = stack()
+signal.signal(signal.SIGCHLD, lambda *args: None)  # as torch's DataLoader leaves it; CPython uses SA_ONSTACK
+subprocess.run(["true"], check=True)
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack and /proc/self/maps are Linux's")
+def test_openvino_leaves_the_threads_signal_stack_as_it_was(shared_models: Path) -> None:
+    """Two detectors on OpenVINO, dropped in the order they were made, then a signal with a Python handler: the
+    main thread's alternate signal stack is the one it had (none), and the process lives. With a Core per
+    detector (before :func:`hourglass.extras.openvino_core`) the stack pointed at unmapped memory here and the
+    child died of SIGSEGV (exit -11) or wrote the signal frame over whatever was mapped there since."""
+    pytest.importorskip("openvino")
+    detector = shared_models / "yolox_nano_8xb8-300e_humanart-40f6f0d0.onnx"
+    run = subprocess.run(
+        [sys.executable, "-c", SIGNAL_STACK_PROBE, str(detector)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["before"]["disabled"], seen
+    assert seen["after"] == seen["before"], seen
+
+
+def test_openvino_core_is_one_for_the_process() -> None:
+    """Every thread gets the same Core, made once (a second Core would bring a second signal stack)."""
+    pytest.importorskip("openvino")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hourglass.extras import openvino_core
+
+    with ThreadPoolExecutor(4) as pool:
+        cores = list(pool.map(lambda _: openvino_core(), range(8)))
+    assert all(core is cores[0] for core in cores) and cores[0] is openvino_core()

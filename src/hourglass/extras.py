@@ -19,13 +19,19 @@ extra                   packages                                           featu
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 from hourglass.errors import MissingExtraError
 
-__all__ = ["EXTRAS", "MissingExtraError", "extra_installed", "require_extra", "require_extras"]
+__all__ = ["EXTRAS", "MissingExtraError", "extra_installed", "openvino_core", "require_extra", "require_extras"]
 
 DISTRIBUTION = "hourglass-pose"
 
@@ -87,3 +93,67 @@ def extra_installed(extra: str) -> bool:
     if extra not in EXTRAS:
         raise KeyError(f"unknown extra {extra!r}; expected one of {', '.join(EXTRAS)}")
     return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``, its CPU plugin loaded; every OpenVINO user of the package takes it.
+
+    Why one, and why the guard: OpenVINO's CPU plugin (2022.2 onwards, ``src/plugins/intel_cpu/src/
+    sigstack_manager.cpp``, ``SigAltStackSetup``) maps an alternate signal stack of ``AT_MINSIGSTKSZ + SIGSTKSZ``
+    bytes (11,568 on the AMD EPYC here) and installs it on the thread that creates the plugin, i.e. each new
+    ``Core`` on its first use of ``"CPU"``. Its destructor unmaps that memory but gives the thread its old stack
+    back only when the thread destroying it is the one that created it and nobody installed another since. Two
+    Cores used on one thread and dropped in the order they were made (two detectors, a detector then a pose
+    network ...), or one dropped on another thread, leave the thread's signal stack pointing at unmapped memory,
+    or at memory the allocator has handed out again. CPython installs its signal handlers with ``SA_ONSTACK``, so
+    the next signal with a Python handler (SIGCHLD from a child process, SIGINT, SIGTERM) is delivered there: the
+    process dies of SIGSEGV, or the kernel writes the signal frame over live heap (the "pymalloc" crash that had
+    ``make test`` run the detector tests in a process of their own). Reproduced with two bare ``ov.Core()``s;
+    ``tests/test_extras.py`` keeps the case.
+
+    So the package makes one Core, for the life of the process, and loads its CPU plugin under
+    :func:`_signal_stack_kept`: the thread keeps the signal stack it had, the plugin's own stays mapped and unused.
+    Raises :class:`MissingExtraError` without the ``openvino`` extra.
+    """
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            ov = require_extra("openvino", "openvino")
+            core = ov.Core()
+            with _signal_stack_kept():
+                core.get_property("CPU", "FULL_DEVICE_NAME")  # creates the CPU plugin now, inside the guard
+            _CORE = core
+        return _CORE
+
+
+class _StackT(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _signal_stack_kept() -> Iterator[None]:
+    """Run the body, then give the calling thread back the alternate signal stack (``sigaltstack``) it had
+    before it, on Linux; elsewhere, and where libc cannot be reached, just run it.
+
+    If the kernel refuses the old stack (it refuses one too small for the signal frame once a process has
+    enabled AMX tiles), the thread keeps the new one, which then belongs to :func:`openvino_core`'s Core and
+    stays mapped as long as the process lives.
+    """
+    libc = None
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sigaltstack.argtypes = [ctypes.POINTER(_StackT), ctypes.POINTER(_StackT)]
+    old = _StackT()
+    if libc is None or libc.sigaltstack(None, ctypes.byref(old)) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        old.ss_flags &= ~1  # SS_ONSTACK (reported, never set): not running on it now
+        libc.sigaltstack(ctypes.byref(old), None)

@@ -58,7 +58,7 @@ PROBE = """
 import json, sys
 from collections import Counter
 import numpy as np
-import openvino as ov
+from hourglass.extras import openvino_core
 from hourglass.inference.runtimes import OpenVinoRuntime, calibration_batches
 
 onnx_path, precision = sys.argv[1], sys.argv[2]
@@ -80,7 +80,7 @@ for model in models:
     compiled.append(Counter(i["runtimePrecision"].astype(str) for i in convolutions))
 types = Counter(op.get_type_name() for op in rt.model.get_ordered_ops())
 print(json.dumps({
-    "capabilities": ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
+    "capabilities": openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
     "compiled_convolutions": compiled,
     "throughput": rt.queue is not None,
     "convolutions": types["Convolution"],

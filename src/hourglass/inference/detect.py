@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from hourglass.errors import CheckpointError, ConfigError, InputError
-from hourglass.extras import require_extra
+from hourglass.extras import openvino_core, require_extra
 from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_problem, suppress_overlaps
 
 __all__ = [
@@ -312,10 +312,9 @@ def _load_onnxruntime(path: Path, precision: str, threads: int | None) -> tuple[
 def _load_openvino(path: Path, precision: str, threads: int | None) -> tuple[list[_Tensor], list[_Tensor], _Compile]:
     """OpenVINO's model of ``path``: its inputs, outputs, and a function that compiles it for the CPU at one input
     size (``INFERENCE_PRECISION_HINT`` f32 or bf16, latency hint) and returns the runner."""
-    ov = require_extra("openvino", "openvino")
+    core = openvino_core()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such detector file (expected an ONNX person detector)")
-    core = ov.Core()
     try:
         model = core.read_model(str(path))
     except Exception as err:  # OpenVINO raises RuntimeError and its own types

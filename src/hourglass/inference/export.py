@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from hourglass.errors import ConfigError, ExportError
-from hourglass.extras import require_extra, require_extras
+from hourglass.extras import openvino_core, require_extra, require_extras
 from hourglass.files import make_temp_dir, out_of_space_error
 from hourglass.models.stacked import last_stack
 
@@ -152,8 +152,7 @@ def run_exported(fmt: str, path: str | os.PathLike[str], images: np.ndarray) -> 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {INPUT_NAME: images})[0]
     if fmt == "openvino":
-        ov = require_extra("openvino", "openvino")
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return np.asarray(compiled(images)[0])
     if fmt == "torchscript":
         with warnings.catch_warnings(), torch.no_grad():

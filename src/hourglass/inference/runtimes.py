@@ -43,7 +43,7 @@ from torch import nn
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.device import autocast_context, eager_precision, resolve_device, usable_cores
 from hourglass.errors import ConfigError, InputError
-from hourglass.extras import extra_installed, require_extra, require_extras
+from hourglass.extras import extra_installed, openvino_core, require_extra, require_extras
 from hourglass.files import atomic_write, cache_dir
 
 from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onnx
@@ -191,7 +191,7 @@ class OpenVinoRuntime(Runtime):
         super().__init__(input_size, channels)
         self.ov = ov
         self.precision = precision
-        self.core = ov.Core()
+        self.core = openvino_core()
         model = self.core.read_model(str(onnx_path))
         self.config: dict[str, Any] = {"CACHE_DIR": str(openvino_cache())}
         if precision == "int8":
