@@ -102,7 +102,7 @@ _CORE_LOCK = threading.Lock()
 def openvino_core() -> Any:
     """The process's one ``openvino.Core``, its CPU plugin loaded; every OpenVINO user of the package takes it.
 
-    Why one, and why the guard: OpenVINO's CPU plugin (2022.2 onwards, ``src/plugins/intel_cpu/src/
+    Why one, and why the guard: OpenVINO's CPU plugin (openvinotoolkit/openvino PR 11894, 2022; still in 2026.4.1: ``src/plugins/intel_cpu/src/
     sigstack_manager.cpp``, ``SigAltStackSetup``) maps an alternate signal stack of ``AT_MINSIGSTKSZ + SIGSTKSZ``
     bytes (11,568 on the AMD EPYC here) and installs it on the thread that creates the plugin, i.e. each new
     ``Core`` on its first use of ``"CPU"``. Its destructor unmaps that memory but gives the thread its old stack
