@@ -23,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	# One process, as users run the code. The crash that once split the suite was OpenVINO's CPU plugin (every
+	# One process, as users run the code. The crash that once split the suite was OpenVINO's CPU plugin (openvinotoolkit/openvino
 	# PR 11894 of 2022, still in 2026.4.1 here): each ov.Core() installs an alternate signal stack on its thread and
 	# unmaps it when dropped without giving the old one back unless dropped last-made-first, on the same thread.
 	# Two Cores dropped in the order they were made left the stack on unmapped memory (or on memory handed out

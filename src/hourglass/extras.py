@@ -102,18 +102,18 @@ _CORE_LOCK = threading.Lock()
 def openvino_core() -> Any:
     """The process's one ``openvino.Core``, its CPU plugin loaded; every OpenVINO user of the package takes it.
 
-    Why one, and why the guard: OpenVINO's CPU plugin (openvinotoolkit/openvino PR 11894, 2022; still in 2026.4.1: ``src/plugins/intel_cpu/src/
-    sigstack_manager.cpp``, ``SigAltStackSetup``) maps an alternate signal stack of ``AT_MINSIGSTKSZ + SIGSTKSZ``
-    bytes (11,568 on the AMD EPYC here) and installs it on the thread that creates the plugin, i.e. each new
-    ``Core`` on its first use of ``"CPU"``. Its destructor unmaps that memory but gives the thread its old stack
-    back only when the thread destroying it is the one that created it and nobody installed another since. Two
-    Cores used on one thread and dropped in the order they were made (two detectors, a detector then a pose
-    network ...), or one dropped on another thread, leave the thread's signal stack pointing at unmapped memory,
-    or at memory the allocator has handed out again. CPython installs its signal handlers with ``SA_ONSTACK``, so
-    the next signal with a Python handler (SIGCHLD from a child process, SIGINT, SIGTERM) is delivered there: the
-    process dies of SIGSEGV, or the kernel writes the signal frame over live heap (the "pymalloc" crash that had
-    ``make test`` run the detector tests in a process of their own). Reproduced with two bare ``ov.Core()``s;
-    ``tests/test_extras.py`` keeps the case.
+    Why one, and why the guard: OpenVINO's CPU plugin (``SigAltStackSetup`` in its ``sigstack_manager.cpp``, from
+    openvinotoolkit/openvino PR 11894 of 2022, for AMX's larger signal frames; still in 2026.4.1) maps an alternate
+    signal stack of ``AT_MINSIGSTKSZ + SIGSTKSZ`` bytes (11,568 on the AMD EPYC here) and installs it on the thread
+    that creates the plugin, i.e. each new ``Core`` on its first use of ``"CPU"``. Its destructor unmaps that memory
+    but gives the thread its old stack back only when the thread destroying it is the one that created it and nobody
+    installed another since. Two Cores used on one thread and dropped in the order they were made (two detectors, a
+    detector then a pose network ...), or one dropped on another thread, leave the thread's signal stack pointing at
+    unmapped memory, or at memory the allocator has handed out again. CPython installs its signal handlers with
+    ``SA_ONSTACK``, so the next signal with a Python handler (SIGCHLD from a child process, SIGINT, SIGTERM) is
+    delivered there: the process dies of SIGSEGV, or the kernel writes the signal frame over live heap (the
+    "pymalloc" crash that had ``make test`` run the detector tests in a process of their own). Reproduced with two
+    bare ``ov.Core()``s; ``tests/test_extras.py`` keeps the case.
 
     So the package makes one Core, for the life of the process, and loads its CPU plugin under
     :func:`_signal_stack_kept`: the thread keeps the signal stack it had, the plugin's own stays mapped and unused.
