@@ -23,14 +23,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	# One process, as users run the code. The crash that once split the suite was OpenVINO's CPU plugin (openvinotoolkit/openvino
-	# PR 11894 of 2022, still in 2026.4.1 here): each ov.Core() installs an alternate signal stack on its thread and
-	# unmaps it when dropped without giving the old one back unless dropped last-made-first, on the same thread.
-	# Two Cores dropped in the order they were made left the stack on unmapped memory (or on memory handed out
-	# again), and the next signal with a Python handler (SIGCHLD after a DataLoader's workers) died there:
-	# gdb showed the stack set in create_plugin_engine; two bare ov.Core()s reproduce it (exit 139). Fenced in
-	# the library, not pinned (no release fixes it): hourglass.extras.openvino_core, one Core per process whose
-	# plugin loads under a guard that gives the thread its stack back; tests/test_extras.py keeps the case.
+	# One process, as users run the code. The crash that once split the suite was OpenVINO's CPU plugin
+	# (SigAltStackSetup, openvinotoolkit/openvino PR 11894 of 2022; 2026.4.1, installed here, still has it): each
+	# ov.Core() installs an alternate signal stack on its thread and unmaps it when dropped, giving the thread its
+	# old one back only if dropped last-made-first on the same thread. Two Cores dropped in the order they were
+	# made left the stack on unmapped memory (or on memory handed out again), and the next signal with a Python
+	# handler (SIGCHLD, after a DataLoader's workers) died there. gdb: the stack is set in create_plugin_engine;
+	# two bare ov.Core()s reproduce it (exit 139). Fenced in the library rather than pinned (no release without
+	# it): hourglass.extras.openvino_core, one Core per process, its plugin loaded under a guard that gives the
+	# thread its stack back; tests/test_extras.py keeps the case.
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
