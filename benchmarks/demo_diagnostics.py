@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hourglass.checkpoint.io import load_model
+from hourglass.checkpoint.load import load_model
 from hourglass.config import load_config
 from hourglass.data import HeatmapCodec
 from hourglass.data.build import build_dataset

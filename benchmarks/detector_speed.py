@@ -8,7 +8,7 @@ Usage: python benchmarks/detector_speed.py [--models rtmdet-nano yolox-tiny yolo
 Each model is ``tests/detector_nets.py``'s re-statement of the mmdetection architecture (parameter counts equal to
 the published ones; the class layers as mmdetection initialises them, so that no box survives NMS, as on a
 picture without people: the network's own cost), exported with mmdeploy's NMS tail at its published input size,
-and run by :class:`hourglass.inference.detect.PersonDetector` on a ``--width x --height`` picture with each of
+and run by :class:`hourglass.people.detect.PersonDetector` on a ``--width x --height`` picture with each of
 ``--runtimes`` (default threads): letterbox, the graph, decoding, thresholds and suppression, the whole of one
 ``--detector`` call. Rounds go over every model and runtime in turn (``--calls`` timed calls each, after one
 untimed call), so that a load that comes and goes on a shared machine falls on all of them; the median of the
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the re-stated networks
 
 from detector_nets import ARCHS, build, export_end2end
-from hourglass.inference.detect import PersonDetector
+from hourglass.people.detect import PersonDetector
 
 FILE_NAMES = {"yolox": "yolox_{}.onnx", "rtmdet": "rtmdet_{}.onnx"}
 

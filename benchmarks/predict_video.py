@@ -12,7 +12,7 @@ Writes a synthetic video (``SyntheticVideo("side-by-side")`` at ``--height`` x `
 - **network**: frames/s of the network alone at ``--batch`` whole-frame crops per call with the flip test (so each
   call runs ``2 x batch`` inputs), on random inputs, after one warm-up call, over as many frames as the video has:
   what ``hourglass bench`` throughput / 2 gives;
-- **end to end**: frames/s of one ``hourglass predict`` video run (:class:`hourglass.inference.stream.StreamRun`:
+- **end to end**: frames/s of one ``hourglass predict`` video run (:class:`hourglass.video.stream.StreamRun`:
   decode, crops, network, decoding, tracking, JSON, overlay drawing and encoding, overlapping), the whole frame as
   the person, after the predictor is built (start-up, which includes OpenVINO's compile, is reported apart);
 - the ratio of the two, and the floors that do not depend on the model: decoding alone and encoding alone;
@@ -133,20 +133,19 @@ class ThreadClock:
 def pipeline_fps(predictor, video: Path, out: Path, overlay: bool) -> tuple[float, float, dict[str, float]]:
     """Frames/s of one ``hourglass predict`` run on ``video``, the CPU milliseconds it took per frame, and those
     per stage (:class:`ThreadClock`)."""
-    from hourglass.inference.boxes import BoxChoice
-    from hourglass.inference.predict import PredictReport, _Bar
-    from hourglass.inference.stream import StreamOptions, StreamRun
-    from hourglass.inference.video import video_source
+    from hourglass.people.boxes import BoxChoice
+    from hourglass.predict import _Bar
+    from hourglass.video.sources import video_source
+    from hourglass.video.stream import StreamOptions, StreamRun
 
     stream = video_source(video)
-    report = PredictReport()
-    run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(overlay=overlay), _Bar(False), report, False)
+    run = StreamRun(stream, predictor, BoxChoice(None), StreamOptions(overlay=overlay), _Bar(False), False)
     with ThreadClock() as clock:
         start, cpu = time.perf_counter(), cpu_seconds()
         run.run(out / "clip.keypoints.json", out / "clip.mp4" if overlay else None)
         seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    stages = {name: 1000 * value / report.frames for name, value in clock.seconds.items()}
-    return report.frames / seconds, 1000 * cpu / report.frames, stages
+    stages = {name: 1000 * value / run.frames for name, value in clock.seconds.items()}
+    return run.frames / seconds, 1000 * cpu / run.frames, stages
 
 
 def floors(video: Path, out: Path) -> tuple[float, float]:

@@ -4,10 +4,10 @@ Usage: python benchmarks/video_detector.py [--detector yolox-m] [--every 1 5] [-
                                            [--frames 240] [--backend openvino --precision bf16] [--batch 8]
 
 A 1280x720 synthetic video (``SyntheticVideo("side-by-side")``: two people walking, who leave the frame late in
-the clip) runs through :class:`hourglass.inference.stream.StreamRun` as ``hourglass predict VIDEO --detector ...
+the clip) runs through :class:`hourglass.video.stream.StreamRun` as ``hourglass predict VIDEO --detector ...
 --detect-every N`` runs it: detection, crops, the pose network (an untrained hg2 at 256x256, flip test), tracking,
 JSON, overlay drawing and encoding, overlapping. The detector is the published architecture re-stated in
-``tests/detector_nets.py`` with random weights, run by :class:`hourglass.inference.detect.PersonDetector` on each
+``tests/detector_nets.py`` with random weights, run by :class:`hourglass.people.detect.PersonDetector` on each
 frame it is asked about (its whole cost: letterbox, graph, NMS, decoding); since random weights find nobody, its
 answer is the video's true boxes for that frame, so that the pose stage has the people a trained detector would
 give it. ``--threads``: the detector's OpenVINO / ONNX Runtime threads (``default``: every core). Configurations
@@ -64,12 +64,12 @@ def main() -> None:
         os.environ["HOURGLASS_HOME"] = str(root / "home")
         from detector_nets import ARCHS, build, export_end2end
         from hourglass.data.synthetic_video import SyntheticVideo
-        from hourglass.inference.boxes import BoxChoice
-        from hourglass.inference.detect import PersonDetector
-        from hourglass.inference.predict import PredictReport, _Bar
         from hourglass.inference.predictor import Predictor
-        from hourglass.inference.stream import StreamOptions, StreamRun
-        from hourglass.inference.video import video_source
+        from hourglass.people.boxes import BoxChoice
+        from hourglass.people.detect import PersonDetector
+        from hourglass.predict import _Bar
+        from hourglass.video.sources import video_source
+        from hourglass.video.stream import StreamOptions, StreamRun
 
         video = write_video(root / "clip.mp4", args.frames, 720, 1280)
         truth = SyntheticVideo("side-by-side", size=(720, 1280), num_frames=args.frames)
@@ -92,20 +92,19 @@ def main() -> None:
         for repeat in range(args.repeats):
             for every in args.every:
                 for threads, detector in detectors.items():
-                    report = PredictReport()
                     found = TrueBoxes(detector, truth, every)
                     options = StreamOptions(overlay=True, detector=found, detect_every=every)
                     stream = video_source(video)
-                    run = StreamRun(stream, predictor, BoxChoice(None), options, _Bar(False), report, False)
+                    run = StreamRun(stream, predictor, BoxChoice(None), options, _Bar(False), False)
                     out = root / f"run-{repeat}-{every}-{threads}"
                     out.mkdir()
                     start, cpu = time.perf_counter(), cpu_seconds()
                     run.run(out / "clip.keypoints.json", out / "clip.mp4")
                     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
                     print(
-                        f"--detect-every {every:<2d} detector threads {threads:>7s}: {report.frames / seconds:6.1f} "
-                        f"frames/s, {run.detector_calls} detector calls, {report.people / report.frames:.2f} "
-                        f"people/frame, CPU {1000 * cpu / report.frames:.0f} ms/frame",
+                        f"--detect-every {every:<2d} detector threads {threads:>7s}: {run.frames / seconds:6.1f} "
+                        f"frames/s, {run.detector_calls} detector calls, {run.people / run.frames:.2f} "
+                        f"people/frame, CPU {1000 * cpu / run.frames:.0f} ms/frame",
                         flush=True,
                     )
 

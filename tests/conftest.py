@@ -17,7 +17,9 @@ from torch import nn
 
 # ``shared/data`` beside the repository (``/work/main`` -> ``/work/shared/data``); HOURGLASS_SHARED_DATA
 # names it where the checkout sits elsewhere (a git worktree, another machine).
+from hourglass.checkpoint.io import save_checkpoint
 from hourglass.data import write_synthetic
+from hourglass.models import StackedHourglass, create_model
 
 SHARED_DATA = Path(
     os.environ.get("HOURGLASS_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -190,3 +192,38 @@ def make_config(tmp_path: Path, synth_data: Path):
         return load_config(path, overrides), path
 
     return make
+
+
+# --- a network, a checkpoint and photos for the tests of inference, people, video and predict ------------------
+
+TINY_INPUT = (32, 32)
+PREDICT_INPUT = (128, 64)  # (H, W) of the predict checkpoint: a non-square input checks the aspect-ratio handling
+
+
+@pytest.fixture(scope="session")
+def tiny(randomise) -> StackedHourglass:
+    """2 stacks, 16 channels, depth 2, 4 joints: input (B, 3, 32, 32) -> (B, 2, 4, 8, 8)."""
+    torch.manual_seed(0)
+    return randomise(StackedHourglass(num_stacks=2, num_joints=4, num_channels=16, depth=2))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained hg1 (16 MPII joints, input :data:`PREDICT_INPUT`) saved the way training saves them."""
+    torch.manual_seed(0)
+    kwargs = {"num_joints": 16, "num_channels": 32}
+    model = create_model("hg1", **kwargs)
+    meta = {
+        "model": {"name": "hg1", "kwargs": kwargs},
+        "data": {"input_size": list(PREDICT_INPUT), "heatmap_size": [32, 16], "sigma": 2.0, "skeleton": "mpii_16"},
+        "step": 0,
+        "epoch": 0,
+        "metrics": {},
+    }
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "hg1.safetensors", model, meta)
+
+
+@pytest.fixture(scope="session")
+def mpii_photos(real_samples_dir: Path) -> list[Path]:
+    """The real MPII photos (JPEG) of ``shared/data/real-samples/mpii``, sorted; ``test_mpii.json`` is beside them."""
+    return sorted((real_samples_dir / "mpii").glob("*.jpg"))

@@ -1,6 +1,6 @@
 """Person detectors re-stated in torch, exported the way openmmlab publishes them (mmdeploy's ``end2end.onnx``).
 
-For the tests of :mod:`hourglass.inference.detect` and for ``benchmarks/detector_speed.py``: the speed of a
+For the tests of :mod:`hourglass.people.detect` and for ``benchmarks/detector_speed.py``: the speed of a
 network does not depend on its weights, and the layout of its file is what the decoding must follow.
 
 - :class:`YOLOX` and :class:`RTMDet`: the architectures of mmdetection 3.x (``CSPDarknet`` + ``YOLOXPAFPN`` +
@@ -8,7 +8,7 @@ network does not depend on its weights, and the layout of its file is what the d
   detectors (:data:`ARCHS`), each ending in its box decoding (``predict_by_feat`` as mmdeploy rewrites it):
   ``boxes (1, A, 4)`` ``[x1, y1, x2, y2]`` in input pixels and ``scores (1, A, C)``. BatchNorm layers are there
   as in training code (ONNX Runtime folds them). Parameter counts are checked against the published ones in
-  ``tests/inference/test_detect.py``.
+  ``tests/people/test_detect.py``.
 - :func:`export_end2end`: the ONNX file with mmdeploy's tail appended (``multiclass_nms``:
   ``NonMaxSuppression``, then ``select_nms_index``: gather, one all-zero row appended, ``TopK`` of at most
   ``keep_top_k``), so its outputs are ``dets (1, N, 5)`` and ``labels (1, N)`` int64 with ``N`` known only

@@ -182,7 +182,7 @@ import ctypes, gc, json, signal, subprocess, sys
 
 import numpy as np
 
-from hourglass.inference.detect import open_detector
+from hourglass.people.detect import open_detector
 
 
 class Stack(ctypes.Structure):

@@ -15,7 +15,7 @@ from . import models
 from .models import Hourglass, ResidualBlock, StackedHourglass, list_models
 
 if TYPE_CHECKING:
-    from .checkpoint.io import load_model
+    from .checkpoint.load import load_model
     from .inference.predictor import Predictor
 
 DISTRIBUTION = "hourglass-pose"
@@ -53,7 +53,7 @@ def create_model(name: str, pretrained: bool = False, **overrides: Any) -> nn.Mo
     """
     if not pretrained:
         return models.create_model(name, **overrides)
-    from .checkpoint.io import load_model
+    from .checkpoint.load import load_model
 
     model, _ = load_model(name, expect=overrides or None)
     return model
@@ -66,7 +66,7 @@ def __getattr__(name: str) -> Any:
 
         return Predictor
     if name == "load_model":
-        from .checkpoint.io import load_model
+        from .checkpoint.load import load_model
 
         return load_model
     raise AttributeError(f"module 'hourglass' has no attribute {name!r}")

@@ -505,7 +505,7 @@ def predict(
     """Keypoints of the people in images, videos and camera frames: COCO results JSON and overlays under --out."""
     from pathlib import Path
 
-    from hourglass.inference.predict import predict_files
+    from hourglass.predict import predict_files
 
     def detector_given() -> Any:
         if detector is not None and detector_weights is not None:
@@ -682,8 +682,9 @@ def convert(
 ) -> None:
     """Import published Stacked Hourglass weights (bearpaw, princeton-vl, Newell's Torch7) as our checkpoint."""
     from hourglass.checkpoint.convert import convert_checkpoint
+    from hourglass.checkpoint.hub import source_file
 
-    path, meta = run_guarded(lambda: convert_checkpoint(source, checkpoint, out))
+    path, meta = run_guarded(lambda: convert_checkpoint(source, source_file(checkpoint), out))
     console.print(f"wrote {path}: {meta.model} {meta.model_kwargs}", highlight=False, soft_wrap=True)
     console.print(
         "feed it RGB images in [0, 1], (B, 3, H, W), 256x256 crops; any input normalisation its family expects "

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hourglass.checkpoint.io import build_model, load_model
+from hourglass.checkpoint.io import build_model
+from hourglass.checkpoint.load import load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data.build import build_dataset
@@ -163,7 +164,7 @@ def write_overlays(
     """
     import cv2
 
-    from hourglass.inference.visualize import prediction_panel, write_image
+    from hourglass.visualize import prediction_panel, write_image
 
     def up(points: np.ndarray) -> np.ndarray:
         return (np.asarray(points, dtype=np.float64) + 0.5) * zoom - 0.5

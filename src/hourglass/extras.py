@@ -120,9 +120,9 @@ def openvino_core() -> Any:
     Raises :class:`MissingExtraError` without the ``openvino`` extra.
     """
     global _CORE
+    ov = require_extra("openvino", "openvino")  # also when the Core exists: the package may be gone (tests hide it)
     with _CORE_LOCK:
         if _CORE is None:
-            ov = require_extra("openvino", "openvino")
             core = ov.Core()
             with _signal_stack_kept():
                 core.get_property("CPU", "FULL_DEVICE_NAME")  # creates the CPU plugin now, inside the guard

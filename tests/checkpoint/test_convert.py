@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from hourglass.checkpoint.convert import convert_princeton_vl, map_princeton_state, princeton_key
-from hourglass.checkpoint.io import load_model, read_metadata
+from hourglass.checkpoint.io import read_metadata
+from hourglass.checkpoint.load import load_model
 from hourglass.errors import CheckpointError
 from hourglass.models import create_model
 from princeton_net import PoseNet, Residual, randomised

@@ -14,7 +14,8 @@ from hourglass.checkpoint.convert import (
     detect_family,
     map_state,
 )
-from hourglass.checkpoint.io import load_model, read_metadata
+from hourglass.checkpoint.io import read_metadata
+from hourglass.checkpoint.load import load_model
 from hourglass.errors import CheckpointError
 from hourglass.models import create_model
 from hourglass.models.registry import MPII_RGB_MEAN

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hourglass.checkpoint.convert import convert_checkpoint, convert_torch7, detect_family
-from hourglass.checkpoint.io import load_model
+from hourglass.checkpoint.load import load_model
 from hourglass.errors import CheckpointError
 from t7_writer import TorchObject, forward, hg_lua, write
 

@@ -11,13 +11,13 @@ import torch
 
 from hourglass.checkpoint.io import (
     build_model,
-    load_model,
     load_training_state,
     read_metadata,
     save_checkpoint,
     save_training_state,
     training_state_path,
 )
+from hourglass.checkpoint.load import load_model
 from hourglass.errors import CheckpointError
 from hourglass.models import create_model
 

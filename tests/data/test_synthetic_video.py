@@ -20,7 +20,7 @@ from hourglass.data.synthetic_video import (
     write_synthetic_video,
 )
 from hourglass.errors import DataError
-from hourglass.inference.boxes import box_iou
+from hourglass.people.boxes import box_iou
 
 
 @pytest.fixture(scope="module")

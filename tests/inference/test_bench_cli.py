@@ -14,7 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 from hourglass.checkpoint.convert import princeton_key
-from hourglass.checkpoint.io import load_model, save_checkpoint
+from hourglass.checkpoint.io import save_checkpoint
+from hourglass.checkpoint.load import load_model
 from hourglass.cli import app
 from hourglass.inference.bench import benchmark, peak_engines
 from hourglass.inference.runtimes import create_runtime

@@ -683,15 +683,11 @@ CONVERTERS = {"bearpaw": convert_bearpaw, "princeton-vl": convert_princeton_vl, 
 def convert_checkpoint(
     source: str, src: str | os.PathLike[str], out: str | os.PathLike[str]
 ) -> tuple[Path, CheckpointMeta]:
-    """Convert foreign weights ``src`` from ``source`` (a key of :data:`CONVERTERS`, or ``auto``) into ``out``.
-
-    ``src`` is a local file, or the name of published weights or a URL, fetched into the cache first
-    (:func:`hourglass.checkpoint.hub.source_file`). Nothing is written unless the whole conversion succeeds
-    (the file is written atomically at the end).
+    """Convert the foreign weights of the local file ``src`` from ``source`` (a key of :data:`CONVERTERS`, or
+    ``auto``) into ``out``. Nothing is written unless the whole conversion succeeds (the file is written atomically
+    at the end). Published weights by name or URL: fetch them first (:func:`hourglass.checkpoint.hub.source_file`,
+    as ``hourglass convert`` does).
     """
-    from hourglass.checkpoint.hub import source_file
-
-    src = source_file(src)
     if source == "auto":
         source = detect_family(src)
     if source not in CONVERTERS:

@@ -50,6 +50,8 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from hourglass.checkpoint.convert import convert_checkpoint
+from hourglass.checkpoint.io import read_metadata
 from hourglass.errors import CheckpointError, ConfigError, FetchError
 from hourglass.files import atomic_write, cache_dir
 
@@ -638,9 +640,6 @@ def resolve_checkpoint(source: str | os.PathLike[str], *, settings: TransferSett
     if out.is_file():
         return out
     raw = fetch(source, settings=settings)
-    from hourglass.checkpoint.convert import convert_checkpoint
-    from hourglass.checkpoint.io import read_metadata
-
     with contextlib.suppress(CheckpointError):
         read_metadata(raw)
         return raw

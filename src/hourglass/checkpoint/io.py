@@ -227,34 +227,19 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def load_model(
+def open_model(
     path: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
     expect: Mapping[str, Any] | None = None,
 ) -> tuple[nn.Module, CheckpointMeta]:
-    """Rebuild the model of a checkpoint, load its weights, return ``(model.eval(), meta)``.
+    """The network of a local checkpoint file, its weights loaded: ``(model.eval(), meta)``, the file opened once.
 
-    ``path`` is a ``.safetensors`` file, or the name of published weights (``hourglass weights list``) or an
-    ``http(s)://`` / ``file://`` URL, fetched, converted once and cached
-    (:func:`hourglass.checkpoint.hub.resolve_checkpoint`).
-
-    Example (a small untrained model saved, then rebuilt from the file alone):
-        >>> import tempfile
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> data = {"input_size": [128, 128], "skeleton": "mpii_16"}
-        >>> meta = {"model": {"name": "hg1", "kwargs": {"num_channels": 16}}, "data": data}
-        >>> path = save_checkpoint(folder / "hg1.safetensors", create_model("hg1", num_channels=16), meta)
-        >>> model, meta = load_model(path)
-        >>> meta.input_size, meta.skeleton.name
-        ((128, 128), 'mpii_16')
-        >>> import shutil; shutil.rmtree(folder)
-
-    ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as ``num_joints``) that the
-    checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting and both values.
+    The metadata is checked against the tensors' names and shapes before anything is allocated
+    (:func:`check_tensors`). ``expect`` optionally gives ``model`` settings (``name`` and/or kwargs such as
+    ``num_joints``) that the checkpoint must match; a mismatch is a :class:`CheckpointError` naming the setting
+    and both values. Names and URLs are :func:`hourglass.checkpoint.load.load_model`'s.
     """
-    from hourglass.checkpoint.hub import resolve_checkpoint
-
-    with _open(resolve_checkpoint(path)) as f:
+    with _open(path) as f:
         meta = CheckpointMeta.from_json(f.hourglass_json(), f.path)
         if expect:
             check_compatible(f.path, meta, expect)

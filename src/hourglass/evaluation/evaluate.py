@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from hourglass.checkpoint.hub import parse_source
-from hourglass.checkpoint.io import load_model
+from hourglass.checkpoint.load import load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
 from hourglass.data import DataError, HeatmapCodec, flip_test

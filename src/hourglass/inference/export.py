@@ -288,7 +288,7 @@ def export_checkpoint(
 ) -> ExportResult:
     """:func:`export_model` of a ``.safetensors`` checkpoint, at its ``data.input_size`` unless ``input_size``
     (``(H, W)`` or ``(C, H, W)``) is given."""
-    from hourglass.checkpoint.io import load_model
+    from hourglass.checkpoint.load import load_model
 
     check_writable(out)
     model, meta = load_model(checkpoint)

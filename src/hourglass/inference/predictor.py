@@ -1,7 +1,7 @@
 """Inference on image files: crops from person boxes (or the whole image), flip test, keypoints in image pixels.
 
-:class:`Predictor` is the Python API. Box geometry and the choice of people are in :mod:`hourglass.inference.boxes`,
-the ``hourglass predict`` driver (:func:`predict_files`) in :mod:`hourglass.inference.predict`; their public
+:class:`Predictor` is the Python API. Box geometry and the choice of people are in :mod:`hourglass.people.boxes`,
+the ``hourglass predict`` driver (:func:`predict_files`) in :mod:`hourglass.predict`; their public
 names stay importable from here.
 
 The pipeline per person: box ``(x, y, w, h)`` -> centre and scale (HRNet's ``_xywh2cs``: the box is widened
@@ -9,7 +9,7 @@ to the input aspect ratio and padded by 1.25) -> affine crop of the input size (
 network -> last stack's heatmaps, averaged with those of the mirrored crop brought back (``flip_back``,
 HRNet's one-pixel shift) -> :class:`~hourglass.data.HeatmapCodec` decode (argmax + quarter-pixel shift)
 -> inverse affine back to image pixels. Without boxes the detector's people are used when the predictor has
-one (:mod:`hourglass.inference.detect`; none when it finds nobody), else the whole image is one person,
+one (:mod:`hourglass.people.detect`; none when it finds nobody), else the whole image is one person,
 fitted to the input without padding. Keypoints are ``(x, y)`` with pixel centres at integers (0-based);
 scores are heatmap maxima.
 """
@@ -33,7 +33,8 @@ from hourglass.data import (
 )
 from hourglass.data.images import read_image, to_network_input
 from hourglass.errors import CheckpointError, ConfigError, DataError, InputError
-from hourglass.inference.boxes import (
+from hourglass.inference.runtimes import HeatmapFn
+from hourglass.people.boxes import (
     BOX_THRESHOLD,
     NMS_THRESHOLD,
     box_iou,
@@ -42,7 +43,6 @@ from hourglass.inference.boxes import (
     suppress_overlaps,
     whole_image_box,
 )
-from hourglass.inference.runtimes import HeatmapFn
 
 __all__ = [
     "BOX_PADDING",
@@ -59,7 +59,7 @@ __all__ = [
     "whole_image_box",
 ]
 
-_DRIVER = ("PredictReport", "collect_inputs", "predict_files")  # hourglass.inference.predict, which imports this module
+_DRIVER = ("PredictReport", "collect_inputs", "predict_files")  # hourglass.predict, which imports this module
 
 BOX_PADDING = 1.25  # HRNet / mmpose top-down default
 
@@ -96,9 +96,9 @@ class Predictor:
         flip: average with the mirrored crop's heatmaps (Newell et al.'s test-time flip).
         batch_size: crops per network call (doubled internally by the flip test).
         detector: finds the people of an image given without boxes: a function ``rgb (H, W, 3) uint8 ->
-            (boxes (P, 4) (x, y, w, h), scores (P,))`` such as a :class:`~hourglass.inference.detect.PersonDetector`,
+            (boxes (P, 4) (x, y, w, h), scores (P,))`` such as a :class:`~hourglass.people.detect.PersonDetector`,
             or a published detector's name or an ``.onnx`` path for
-            :func:`~hourglass.inference.detect.open_detector`. None: such an image is one person, the whole image.
+            :func:`~hourglass.people.detect.open_detector`. None: such an image is one person, the whole image.
 
     Example (an untrained 16-channel model saved as a checkpoint, then read back):
         >>> import tempfile
@@ -133,7 +133,7 @@ class Predictor:
         self.flip = flip
         self.batch_size = int(batch_size)
         if detector is not None and not callable(detector):
-            from hourglass.inference.detect import open_detector
+            from hourglass.people.detect import open_detector
 
             detector = open_detector(detector)
         self.detector = detector
@@ -160,7 +160,7 @@ class Predictor:
         skeleton when the checkpoint has none. ``device`` (``cpu``, ``cuda``, ``cuda:N``) places the eager and
         compile back-ends. ``detector``: see :class:`Predictor` (``"default"`` runs the recommended published one).
         """
-        from hourglass.checkpoint.io import load_model
+        from hourglass.checkpoint.load import load_model
         from hourglass.inference.runtimes import create_runtime
 
         model, meta = load_model(path)
@@ -320,12 +320,3 @@ def _check_rgb(image: Any) -> np.ndarray:
 
 def _name(image: Any, index: int) -> str:
     return str(image) if isinstance(image, (str, os.PathLike)) else f"image {index}"
-
-
-def __getattr__(name: str) -> Any:
-    """``predict_files``, ``PredictReport`` and ``collect_inputs`` from :mod:`hourglass.inference.predict`."""
-    if name in _DRIVER:
-        from hourglass.inference import predict
-
-        return getattr(predict, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

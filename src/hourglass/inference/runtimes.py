@@ -333,7 +333,7 @@ def resolve_model(model_or_checkpoint: ModelSpec) -> tuple[nn.Module, Checkpoint
     if isinstance(model_or_checkpoint, nn.Module):
         return model_or_checkpoint.eval(), CheckpointMeta(type(model_or_checkpoint).__name__)
     from hourglass.checkpoint.hub import list_weights
-    from hourglass.checkpoint.io import load_model
+    from hourglass.checkpoint.load import load_model
     from hourglass.models import create_model, list_models
 
     spec = str(model_or_checkpoint)

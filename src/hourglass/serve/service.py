@@ -20,8 +20,8 @@ import numpy as np
 
 from hourglass.data.images import decode_image, image_header_size
 from hourglass.errors import ConfigError, HourglassError
-from hourglass.inference.boxes import box_problem, whole_image_box
 from hourglass.inference.predictor import BOX_PADDING
+from hourglass.people.boxes import box_problem, whole_image_box
 
 from .batching import Batcher, QueueFull, Turns, takes_turns
 from .metrics import Metrics
@@ -103,7 +103,7 @@ def checkpoint_meta(settings: ServeSettings) -> Any:
 
 def predictor_options(settings: ServeSettings) -> dict[str, Any]:
     """Keyword arguments for ``Predictor.from_checkpoint`` beyond the runtime's: the person detector, if any
-    (a published detector's name or an ``.onnx`` file, :func:`hourglass.inference.detect.open_detector`)."""
+    (a published detector's name or an ``.onnx`` file, :func:`hourglass.people.detect.open_detector`)."""
     return {} if settings.detector is None else {"detector": settings.detector}
 
 

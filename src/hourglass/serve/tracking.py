@@ -1,7 +1,7 @@
 """Track ids for the WebSocket stream: one tracker per connection, the video tracker of ``hourglass predict``.
 
 :class:`Tracker` is what ``/v1/stream`` needs: given the people of a frame, one id each, the same id for the same
-person from frame to frame. :class:`StreamTracker` gives it with :class:`hourglass.inference.track.Tracker` (box
+person from frame to frame. :class:`StreamTracker` gives it with :class:`hourglass.people.track.Tracker` (box
 IoU and pose OKS, Hungarian assignment, a person unseen for up to ``patience`` frames keeps their id, a newcomer
 gets an id never used before, the first being 1), counting the connection's frames itself.
 """
@@ -13,8 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from hourglass.data import Skeleton
-from hourglass.inference.track import Tracker as VideoTracker
-from hourglass.inference.track import oks_sigmas
+from hourglass.people.track import Tracker as VideoTracker
+from hourglass.people.track import oks_sigmas
 
 STREAM_PATIENCE = 30
 """Frames a person may go unseen on a stream and keep their id (a camera page sends about 10 to 30 a second)."""
@@ -30,7 +30,7 @@ class Tracker(Protocol):
 
 
 class StreamTracker:
-    """:class:`hourglass.inference.track.Tracker` over the frames of one connection, numbered as they come.
+    """:class:`hourglass.people.track.Tracker` over the frames of one connection, numbered as they come.
 
     Example:
         >>> from hourglass.data import get_skeleton

@@ -30,7 +30,7 @@ from scipy.optimize import linear_sum_assignment
 
 from hourglass.data import Skeleton
 from hourglass.errors import ConfigError, InputError
-from hourglass.inference.boxes import box_iou
+from hourglass.people.boxes import box_iou
 
 TRACK_THRESHOLD = 0.3  # mmpose 0.x demo/top_down_video_demo_with_mmdet / PoseTracker: tracking_thr 0.3
 JOINT_THRESHOLD = 0.3  # joints scoring under this are left out of OKS

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from detector_nets import ARCHS, Detector, build, export_bright_box, export_end2end, export_onnx
 from hourglass.cli import app
 from hourglass.errors import CheckpointError, ConfigError, MissingExtraError
-from hourglass.inference.detect import (
+from hourglass.inference.predictor import Predictor
+from hourglass.people.detect import (
     DEFAULT_DETECTOR,
     DETECTORS,
     FAMILIES,
@@ -33,8 +34,7 @@ from hourglass.inference.detect import (
     letterbox,
     open_detector,
 )
-from hourglass.inference.predict import predict_files
-from hourglass.inference.predictor import Predictor
+from hourglass.predict import predict_files
 
 BOX = (40, 20, 40, 40)  # (x, y, w, h) of the bright rectangle in a 128 x 96 picture: pixels [40, 80) x [20, 60)
 

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hourglass.cli import app
-from hourglass.inference.predict import predict_files
-from hourglass.inference.video import MAX_FAILED_READS, natural_key, read_capture
+from hourglass.predict import predict_files
+from hourglass.video.sources import MAX_FAILED_READS, natural_key, read_capture
 
 SIZE = (80, 60)  # (W, H) of the test videos
 

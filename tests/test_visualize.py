@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hourglass.data import COCO_17, MPII_16
-from hourglass.inference.visualize import (
+from hourglass.visualize import (
     draw_skeleton,
     heatmap_montage,
     joint_colours,

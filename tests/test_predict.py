@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import save_checkpoint
 from hourglass.cli import app
-from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_iou
-from hourglass.inference.predict import predict_files
 from hourglass.models import create_model
+from hourglass.people.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_iou
+from hourglass.predict import predict_files
 from small_disk import out_of_space_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

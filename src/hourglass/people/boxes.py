@@ -102,7 +102,7 @@ class BoxChoice:
 
     The detections come from ``grouped``, :func:`read_boxes` of ``boxes_file`` (named in messages), or from
     ``detector`` run on each picture (``rgb (H, W, 3) uint8 -> (boxes (N, 4) (x, y, w, h), scores (N,))``, every
-    person box before thresholds, such as :meth:`hourglass.inference.detect.PersonDetector.detect`); with neither,
+    person box before thresholds, such as :meth:`hourglass.people.detect.PersonDetector.detect`); with neither,
     each image or frame is one person, the whole picture. The counts add up over every call: ``read``
     detections found for the images and frames seen, of which ``low_score`` scored at or under
     ``box_threshold`` and ``overlapping`` were suppressed; ``unmatched`` names the images and frames left without

@@ -5,7 +5,7 @@ Read top to bottom: :func:`predict_files` collects the inputs and refuses an ``-
 :class:`~hourglass.inference.predictor.Predictor`, then runs the images (:func:`_predict_images`: :class:`_Batches`
 runs the network once ``batch_size`` crops are waiting and hands each picture's
 :class:`~hourglass.inference.predictor.Poses` to :class:`_ImageOutputs`) and each frame source
-(:func:`_predict_stream`: :class:`~hourglass.inference.stream.StreamRun`, overlapping stages with identities).
+(:func:`_predict_stream`: :class:`~hourglass.video.stream.StreamRun`, overlapping stages with identities).
 Problems are collected in a :class:`PredictReport`: a file that cannot be used is named there and skipped, and a
 file is written only when something usable went into it.
 
@@ -32,17 +32,17 @@ from hourglass.data.coco import image_keys
 from hourglass.data.images import IMAGE_SUFFIXES, read_image
 from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
-from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, BoxChoice, Detection, read_boxes
-from hourglass.inference.detect import PersonDetector, open_detector
 from hourglass.inference.predictor import Poses, Predictor, calibration_images
-from hourglass.inference.stream import Detector, StreamOptions, StreamRun, check_options, coco_results
-from hourglass.inference.video import (
+from hourglass.people.boxes import BOX_THRESHOLD, NMS_THRESHOLD, BoxChoice, Detection, read_boxes
+from hourglass.people.detect import PersonDetector, open_detector
+from hourglass.video.sources import (
     VIDEO_SUFFIXES,
     FrameSource,
     camera_source,
     folder_source,
     video_source,
 )
+from hourglass.video.stream import Detector, StreamOptions, StreamRun, check_options, coco_results
 
 RESULTS_SUFFIX = "keypoints.json"  # keypoints.json (images), <name>.keypoints.json (a video, frames, a camera)
 
@@ -147,7 +147,7 @@ def predict_files(
     Images: ``out/keypoints.json`` (COCO results: ``image_id``, ``category_id``, ``keypoints``
     ``[x, y, score] * K``, ``score`` = box score x mean joint score, plus ``bbox`` and ``file_name``),
     ``out/<name>.png`` (the image with its skeletons) and, with ``heatmaps``,
-    ``out/<name>.person<i>.heatmaps.png``. Videos (by suffix, :data:`hourglass.inference.video.VIDEO_SUFFIXES`),
+    ``out/<name>.person<i>.heatmaps.png``. Videos (by suffix, :data:`hourglass.video.sources.VIDEO_SUFFIXES`),
     folders of frames (``frames``: each folder given is one video) and ``camera`` (an index for
     ``cv2.VideoCapture``, or an object with its ``read()``): ``out/<name>.mp4`` (overlay video) and
     ``out/<name>.keypoints.json`` (the same results plus ``frame``, the 0-based frame index; a video's
@@ -156,23 +156,23 @@ def predict_files(
     all fail leave nothing written.
 
     ``detector`` finds the people of each image and frame when there is no ``boxes`` file: a published
-    detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector`
-    (:func:`~hourglass.inference.detect.open_detector`), run with OpenVINO when ``backend`` is ``openvino`` (bf16
+    detector's name, an ``.onnx`` path or a :class:`~hourglass.people.detect.PersonDetector`
+    (:func:`~hourglass.people.detect.open_detector`), run with OpenVINO when ``backend`` is ``openvino`` (bf16
     when ``precision`` is bf16 or int8, else fp32) and with ONNX Runtime otherwise; a picture where it finds nobody
     above the threshold gets no person (its overlay is the picture as it is) and a note naming it. With boxes (a
     file or a detector) each result also carries ``bbox_score``, the box's own score (mmpose's name).
 
     Boxes scoring at or under ``box_threshold`` are dropped, then in each image or frame those overlapping a
-    better one by IoU above ``nms_threshold`` (:func:`~hourglass.inference.boxes.suppress_overlaps`).
+    better one by IoU above ``nms_threshold`` (:func:`~hourglass.people.boxes.suppress_overlaps`).
     Unreadable images and broken frames, and unusable boxes, are reported in :attr:`PredictReport.failures`
     and skipped; the rest are processed. ``max_frames`` caps each video and the camera; ``fps`` overrides the
     overlay frame rate.
 
     ``detector`` (any callable ``(H, W, 3) uint8 RGB -> (boxes (N, 4) (x, y, w, h), scores (N,))``) finds the people
     instead of a boxes file, through the same thresholds. In streams every person gets a ``track_id``
-    (:mod:`hourglass.inference.track`; ``track_patience`` frames unseen, default one second of the source), and
-    :mod:`hourglass.inference.stream` runs reading, people, poses and writing in overlapping stages: see
-    :class:`~hourglass.inference.stream.StreamOptions` for ``detect_every``, ``smooth`` and ``overlay`` (False:
+    (:mod:`hourglass.people.track`; ``track_patience`` frames unseen, default one second of the source), and
+    :mod:`hourglass.video.stream` runs reading, people, poses and writing in overlapping stages: see
+    :class:`~hourglass.video.stream.StreamOptions` for ``detect_every``, ``smooth`` and ``overlay`` (False:
     the keypoints JSON only, no overlay video).
 
     Raises:
@@ -225,10 +225,10 @@ def _person_finder(
 ) -> Detector | None:
     """The function that finds each picture's people before thresholds: ``rgb -> (boxes (N, 4), scores (N,))``.
 
-    A published detector's name, an ``.onnx`` path or a :class:`~hourglass.inference.detect.PersonDetector` runs
-    through :func:`~hourglass.inference.detect.open_detector` (OpenVINO when the pose network does, bf16 for bf16
-    and int8, else ONNX Runtime fp32) and gives its :meth:`~hourglass.inference.detect.PersonDetector.detect`;
-    any other callable is used as it is. :class:`~hourglass.inference.boxes.BoxChoice` then applies the
+    A published detector's name, an ``.onnx`` path or a :class:`~hourglass.people.detect.PersonDetector` runs
+    through :func:`~hourglass.people.detect.open_detector` (OpenVINO when the pose network does, bf16 for bf16
+    and int8, else ONNX Runtime fp32) and gives its :meth:`~hourglass.people.detect.PersonDetector.detect`;
+    any other callable is used as it is. :class:`~hourglass.people.boxes.BoxChoice` then applies the
     thresholds once.
     """
     if detector is None:
@@ -372,7 +372,7 @@ class _ImageOutputs:
         self.results: list[dict[str, Any]] = []
 
     def done(self, item: _Pending, poses: Poses) -> None:
-        from hourglass.inference.visualize import heatmap_montage, write_image
+        from hourglass.visualize import heatmap_montage, write_image
 
         self.results.extend(_results(item, poses))
         if self.heatmaps and poses.heatmaps is not None and poses.crops is not None:
@@ -402,7 +402,7 @@ def _predict_stream(
 ) -> None:
     """``out_dir/<name>.keypoints.json`` and the overlay video ``out_dir/<name>.mp4`` of a video file, a folder of
     frames (a :class:`~pathlib.Path`) or a camera (an index or a capture object) through
-    :class:`~hourglass.inference.stream.StreamRun`; problems go to ``report``.
+    :class:`~hourglass.video.stream.StreamRun`; problems go to ``report``.
 
     Both files are written atomically once the stream has ended, and neither when no frame could be read; a
     camera stopped with Ctrl+C keeps the frames it has.
@@ -414,14 +414,18 @@ def _predict_stream(
         return
     name = names.take(stream.name)
     live = not isinstance(source, Path)
-    run = StreamRun(stream, predictor, choose, options, bar, report, live)
+    run = StreamRun(stream, predictor, choose, options, bar, live)
     video = out_dir / f"{name}.mp4" if options.overlay else None
     try:
         report.written.extend(run.run(out_dir / f"{name}.{RESULTS_SUFFIX}", video))
     except DataError as err:
         report.failures.append(str(err))
     else:
+        report.failures.extend(run.problems)
         report.videos += 1
+    finally:
+        report.frames, report.people = report.frames + run.frames, report.people + run.people
+        report.notes.extend(run.notes)
     unmatched = choose.take_unmatched()
     if unmatched:
         shown = _listing([where.rsplit(" ", 1)[-1] for where in unmatched])
@@ -459,7 +463,7 @@ def _listing(items: Sequence[str], limit: int = 5) -> str:
 
 def _overlay(item: _Pending, poses: Poses, skeleton: Skeleton, show_boxes: bool) -> np.ndarray:
     """The image with each person's skeleton (and box, when boxes were given)."""
-    from hourglass.inference.visualize import draw_boxes, draw_skeleton
+    from hourglass.visualize import draw_boxes, draw_skeleton
 
     overlay = draw_boxes(item.rgb, poses.boxes) if show_boxes else item.rgb
     for p in range(len(item.detections)):

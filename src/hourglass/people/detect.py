@@ -25,7 +25,7 @@ the resize factor of each axis, as mmdeploy's SDK does) and writes them ``(x, y,
 would write into a COCO results file, so ``--detector`` gives what ``--boxes`` gives with that detector's results.
 
 Then, as in mmpose's top-down demo (``--bbox-thr 0.3``, ``--nms-thr 0.3``), boxes scoring at or under
-``box_threshold`` are dropped and overlapping ones suppressed (:func:`~hourglass.inference.boxes.suppress_overlaps`).
+``box_threshold`` are dropped and overlapping ones suppressed (:func:`~hourglass.people.boxes.suppress_overlaps`).
 
 ONNX Runtime comes with the ``[detect]`` extra (also in ``[onnx]`` and ``[all]``).
 """
@@ -43,7 +43,7 @@ import numpy as np
 
 from hourglass.errors import CheckpointError, ConfigError, InputError
 from hourglass.extras import openvino_core, require_extra
-from hourglass.inference.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_problem, suppress_overlaps
+from hourglass.people.boxes import BOX_THRESHOLD, NMS_THRESHOLD, box_problem, suppress_overlaps
 
 __all__ = [
     "DEFAULT_DETECTOR",

@@ -7,8 +7,8 @@ stage waits only when the next is :data:`QUEUE_FRAMES` frames behind and memory 
 2. **people** (:meth:`StreamRun._people`): each frame's person boxes: the ``--boxes`` file's, a detector's (on
    every ``detect_every``-th frame, 0, N, 2N ...), or the whole frame;
 3. **pose** (the calling thread, :meth:`StreamRun._pose`): crops batched over frames (``batch_size`` crops per
-   network call), the network, tracking (:class:`~hourglass.inference.track.Tracker`), smoothing
-   (:class:`~hourglass.inference.smooth.OneEuro`), and the results streamed to the JSON file as they come;
+   network call), the network, tracking (:class:`~hourglass.people.track.Tracker`), smoothing
+   (:class:`~hourglass.people.smooth.OneEuro`), and the results streamed to the JSON file as they come;
 4. **draw** (:meth:`_VideoWriter.draw`): each person's skeleton in their track's colour, their box and ``id N``,
    drawn on the frame itself (skipped with ``overlay=False``, as is the next stage);
 5. **write** (:meth:`_VideoWriter.consume`): the drawn frames encoded into the overlay video. Drawing and encoding
@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,14 +37,11 @@ import numpy as np
 from hourglass.data.coco import coco_result
 from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
-from hourglass.inference.boxes import BoxChoice, Detection, box_problem
 from hourglass.inference.predictor import Poses, Predictor
-from hourglass.inference.smooth import OneEuro
-from hourglass.inference.track import Tracker, oks_sigmas
-from hourglass.inference.video import Frame, FrameSource
-
-if TYPE_CHECKING:
-    from hourglass.inference.predict import PredictReport
+from hourglass.people.boxes import BoxChoice, Detection, box_problem
+from hourglass.people.smooth import OneEuro
+from hourglass.people.track import Tracker, oks_sigmas
+from hourglass.video.sources import Frame, FrameSource
 
 QUEUE_FRAMES = 8  # frames each queue between two stages holds at most
 POSE_BOX_SCORE = 0.3  # joints at or above this score make the box of a pose
@@ -63,7 +60,7 @@ class StreamOptions:
         detect_every: run the detector (or look up the boxes file) on every N-th frame only, boxes from the tracks'
             poses in between.
         track_patience: frames a person may go unseen and keep their id; None: one second of the source.
-        smooth: One Euro filter the keypoints of each track (:mod:`hourglass.inference.smooth`).
+        smooth: One Euro filter the keypoints of each track (:mod:`hourglass.people.smooth`).
         smooth_params: ``min_cutoff``, ``beta``, ``d_cutoff`` overrides for the filter.
         overlay: write the overlay video (else keypoints only).
     """
@@ -121,19 +118,20 @@ class StreamRun:
         choose: BoxChoice,
         options: StreamOptions,
         bar: Any,
-        report: PredictReport,
         live: bool,
     ) -> None:
         check_options(options, choose.grouped is not None)
         self.stream, self.predictor, self.choose, self.options = stream, predictor, choose, options
-        self.bar, self.report, self.live = bar, report, live
+        self.bar, self.live = bar, live
         patience = options.track_patience if options.track_patience is not None else max(1, round(stream.fps))
         self.tracker = Tracker(oks_sigmas(predictor.skeleton), patience=patience)
         self.smoother = OneEuro(stream.fps, **options.smooth_params) if options.smooth else None
         self.broken: list[str] = []
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # one line per problem (a frame whose people could not be read ...)
+        self.notes: list[str] = []  # one line per remark (stopped by Ctrl+C ...)
         self.written = 0  # results written to the JSON file
         self.frames = 0  # frames through the network
+        self.people = 0  # people of those frames (one per box, or per frame without boxes)
         self.detector_calls = 0
         self.stop = threading.Event()
 
@@ -197,7 +195,6 @@ class StreamRun:
             for thread in threads[2:]:
                 thread.join()
             writer.release()
-        self.report.failures.extend(self.problems)
         if writer.error is not None:
             raise writer.error
         if self.frames == 0:
@@ -279,7 +276,7 @@ class StreamRun:
             if not self.live:
                 raise
             self.stop.set()
-            self.report.notes.append(f"{self.stream.label}: stopped by Ctrl+C after {seen} frames")
+            self.notes.append(f"{self.stream.label}: stopped by Ctrl+C after {seen} frames")
         self._flush(pending, out, drawing, last)
 
     def _from_tracks(self, frame: Frame, last: int) -> tuple[list[Detection], list[int | None]]:
@@ -318,8 +315,7 @@ class StreamRun:
                 out.write(("," if self.written else "") + json.dumps(entry))
                 self.written += 1
             self.frames += 1
-            self.report.frames += 1
-            self.report.people += len(detections)
+            self.people += len(detections)
             if drawing is not None:
                 drawing.put((frame.rgb, pose, ids))  # the writer takes everything, also after an error of its own
             last = frame.index
@@ -398,7 +394,7 @@ class _VideoWriter:
 def draw_people(rgb: np.ndarray, poses: Poses, ids: np.ndarray, skeleton: Any) -> np.ndarray:
     """``rgb`` ``(H, W, 3)`` uint8, drawn on in place and returned: each person's skeleton in their track's colour,
     their box and ``id N`` label. (The pipeline's frames are its own, so a 1280x720 frame is not copied.)"""
-    from hourglass.inference.visualize import draw_track, paint_skeleton, track_colour
+    from hourglass.visualize import draw_track, paint_skeleton, track_colour
 
     for p, track_id in enumerate(ids):
         colour = track_colour(int(track_id))

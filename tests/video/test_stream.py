@@ -17,13 +17,13 @@ from hourglass.cli import app
 from hourglass.data import MPII_16
 from hourglass.data.synthetic_video import SyntheticVideo, moving_blobs, write_synthetic_video
 from hourglass.errors import ConfigError
-from hourglass.inference.predict import predict_files
 from hourglass.inference.predictor import Poses
-from hourglass.inference.smooth import OneEuro
-from hourglass.inference.stream import draw_people, pose_box
-from hourglass.inference.track import identity_switches
-from hourglass.inference.visualize import track_colour
 from hourglass.models import create_model
+from hourglass.people.smooth import OneEuro
+from hourglass.people.track import identity_switches
+from hourglass.predict import predict_files
+from hourglass.video.stream import draw_people, pose_box
+from hourglass.visualize import track_colour
 
 SIZE = (136, 240)  # (H, W) of the test videos: about half the default (even: mp4v), the scenarios scale with it
 
@@ -198,11 +198,11 @@ def test_cli_predict_with_tracking_options(checkpoint: Path, videos: Path, tmp_p
 def test_frames_with_nobody_are_not_held_back(checkpoint: Path, videos: Path, tmp_path: Path) -> None:
     """Frames without boxes add no crops, yet a batch holds at most ``batch_size`` frames: a long stretch with
     nobody in view is not kept in memory until someone appears (found by benchmarks/predict_memory.py)."""
-    from hourglass.inference.boxes import BoxChoice, read_boxes
-    from hourglass.inference.predict import PredictReport, _Bar
     from hourglass.inference.predictor import Predictor
-    from hourglass.inference.stream import StreamOptions, StreamRun
-    from hourglass.inference.video import video_source
+    from hourglass.people.boxes import BoxChoice, read_boxes
+    from hourglass.predict import _Bar
+    from hourglass.video.sources import video_source
+    from hourglass.video.stream import StreamOptions, StreamRun
 
     predictor = Predictor.from_checkpoint(checkpoint, batch_size=4)
     sizes: list[int] = []
@@ -210,13 +210,10 @@ def test_frames_with_nobody_are_not_held_back(checkpoint: Path, videos: Path, tm
     predictor.predict = lambda images, boxes=None, **kw: sizes.append(len(images)) or predict(images, boxes, **kw)  # type: ignore[method-assign]
     boxes = videos / "leave-arrive.boxes.json"  # frames with nobody between the two walkers
     choose = BoxChoice(read_boxes(boxes), boxes)
-    report = PredictReport()
-    run = StreamRun(
-        video_source(videos / "leave-arrive.mp4"), predictor, choose, StreamOptions(), _Bar(False), report, False
-    )
+    run = StreamRun(video_source(videos / "leave-arrive.mp4"), predictor, choose, StreamOptions(), _Bar(False), False)
     run.run(tmp_path / "clip.keypoints.json", None)
     truth = json.loads((videos / "leave-arrive.truth.json").read_text())
-    assert sum(sizes) == report.frames == len(truth["frames"]) and max(sizes) <= 4
+    assert sum(sizes) == run.frames == len(truth["frames"]) and max(sizes) <= 4
 
 
 def test_an_overlay_opencv_cannot_encode_fails_by_name_and_leaves_nothing(

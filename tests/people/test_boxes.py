@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hourglass.inference.boxes import (
+from hourglass.people.boxes import (
     BOX_THRESHOLD,
     NMS_THRESHOLD,
     BoxChoice,

@@ -7,7 +7,7 @@ import pytest
 
 from hourglass.data.synthetic_video import SyntheticVideo
 from hourglass.errors import ConfigError
-from hourglass.inference.smooth import OneEuro
+from hourglass.people.smooth import OneEuro
 
 NOISE = 2.0  # pixels, standard deviation, on each coordinate
 
