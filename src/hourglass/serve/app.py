@@ -15,8 +15,9 @@ Endpoints (``docs/DEPLOY.md`` gives examples):
 
 Errors are JSON ``{"error": "..."}``: 400 bad input, 401 no or wrong key, 413 a body or picture over its
 cap (the picture's size is read from its header, before decoding), 503 a full queue (``Retry-After``),
-504 past the time limit. Expected errors of the library (:class:`~hourglass.errors.HourglassError`) in a
-request are 400s; the server goes on serving.
+504 past the time limit. An answer given before the body was read (a 413, 401, 404) closes the connection
+only once the rest of the body is read and dropped, within a bound (:class:`LingeringClose`). Expected errors
+of the library (:class:`~hourglass.errors.HourglassError`) in a request are 400s; the server goes on serving.
 """
 
 from __future__ import annotations
@@ -65,34 +66,23 @@ second subprotocol ``bearer.<base64url of the key>``."""
 # --- reading a request -------------------------------------------------------------------------------------
 
 
-DRAIN_BYTES = 16 * 2**20
-"""A body over its cap is still read, and thrown away, up to this much more, so that the client (which sends
-its whole body before it reads an answer) gets the 413 instead of a reset connection; past that it is cut off."""
-
-
 async def read_body(request: Request, cap: int) -> bytes:
-    """The whole body, or 413 when it is over ``cap`` bytes (said by ``Content-Length`` or counted)."""
+    """The whole body, or 413 as soon as it is known to be over ``cap`` bytes: at once from ``Content-Length``,
+    or when the count of a chunked body passes it (the rest is :class:`LingeringClose`'s to read and discard)."""
     length = request.headers.get("content-length")
-    declared = int(length) if length is not None and length.isdigit() else None
-    if declared is not None and declared > cap + DRAIN_BYTES:
-        raise RequestError(413, f"the body is {declared} bytes, over the cap of {cap} (--max-body-mb)")
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise RequestError(413, f"the body is {length} bytes, over the cap of {cap} (--max-body-mb)")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size <= cap:
-            chunks.append(chunk)
-        elif size > cap + DRAIN_BYTES:
-            break
-    if size > cap:
-        raise RequestError(413, f"the body is {declared or size} bytes, over the cap of {cap} (--max-body-mb)")
+        if size > cap:
+            raise RequestError(413, f"the body is {size} bytes so far, over the cap of {cap} (--max-body-mb)")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def read_upload(request: Request, cap: int) -> tuple[bytes, dict[str, str]]:
-    """The picture's bytes and the request's fields (query parameters, then multipart fields over them).
-
-    The body is read whole before anything about the request is refused (see :data:`DRAIN_BYTES`).
-    """
+    """The picture's bytes and the request's fields (query parameters, then multipart fields over them)."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -225,6 +215,70 @@ async def stream_endpoint(ws: WebSocket) -> None:
 # --- the application ---------------------------------------------------------------------------------------
 
 
+LINGER_BYTES = 128 * 2**20
+"""The most of an unread request body that :class:`LingeringClose` reads and discards after answering."""
+LINGER_SECONDS = 30.0
+"""The longest it lingers in all (nginx's ``lingering_time``)."""
+LINGER_IDLE_SECONDS = 5.0
+"""The longest it waits for the next piece of the body (nginx's ``lingering_timeout``)."""
+
+
+class LingeringClose:
+    """ASGI middleware: an answer given before the request's body was read whole (a 413 from ``Content-Length``,
+    a 401, a 404) goes out at once with ``Connection: close``; the connection then stays open while the rest of
+    the body is read and thrown away, up to :data:`LINGER_BYTES`, :data:`LINGER_SECONDS` in all and
+    :data:`LINGER_IDLE_SECONDS` between pieces (nginx's lingering close), and closes after that.
+
+    A client that sends its whole body before it reads (``urllib``, ``http.client``, ``requests``) would otherwise
+    get a reset connection instead of the answer: a socket closed with unread data sends RST, and the client's
+    kernel throws away the answer waiting in its buffer. The answer is held open by its last (empty) body message:
+    uvicorn reads no more of a request once its response is complete.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.datastructures import Headers
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        unread = [headers.get("content-length", "0") != "0" or "transfer-encoding" in headers]
+        lingering = [False]
+
+        async def receive_noting() -> Message:
+            message = await receive()
+            unread[0] = unread[0] and message["type"] == "http.request" and message.get("more_body", False)
+            return message
+
+        async def send_holding(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread[0]:
+                lingering[0] = True
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            elif message["type"] == "http.response.body" and lingering[0] and not message.get("more_body", False):
+                message = {**message, "more_body": True}  # all of the answer, but held open: its end comes below
+            await send(message)
+
+        await self.app(scope, receive_noting, send_holding)
+        if lingering[0]:
+            await self._discard(receive_noting, unread)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _discard(receive: Receive, unread: list[bool]) -> None:
+        """Read and drop the body's pieces until its end, the client's leaving, or a bound."""
+        loop = asyncio.get_running_loop()
+        read, deadline = 0, loop.time() + LINGER_SECONDS
+        while unread[0] and read <= LINGER_BYTES and loop.time() < deadline:
+            try:
+                message = await asyncio.wait_for(receive(), min(LINGER_IDLE_SECONDS, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return
+            read += len(message.get("body", b""))
+
+
 class Guard:
     """ASGI middleware: the API key (constant-time comparison) and the request counters.
 
@@ -258,7 +312,6 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from starlette.datastructures import Headers
-        from starlette.requests import Request
         from starlette.websockets import WebSocket
 
         if scope["type"] not in ("http", "websocket"):
@@ -283,10 +336,6 @@ class Guard:
             if allowed:
                 await self.app(scope, receive, send_counting)
             else:
-                try:  # read the body first, as every answer here does (DRAIN_BYTES)
-                    await read_body(Request(scope, receive), 0)
-                except RequestError:
-                    pass
                 response = error_response(
                     401, "this endpoint needs Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
                 )
@@ -333,7 +382,7 @@ def create_app(service: PoseService) -> Starlette:
         finally:
             await asyncio.to_thread(service.batcher.close)
 
-    middleware = []
+    middleware = [Middleware(LingeringClose)]
     if service.settings.cors_origins:
         middleware.append(
             Middleware(
