@@ -286,7 +286,7 @@ def test_predict_with_onnxruntime_and_with_int8_calibrated_on_the_inputs(
         found = json.loads((tmp_path / name / "keypoints.json").read_text())
         return np.array([r["keypoints"] for r in found]).reshape(len(found), 16, 3)
 
-    eager = keypoints("eager")
+    eager = keypoints("eager", "--backend", "eager", "--precision", "fp32")
     np.testing.assert_allclose(keypoints("onnx", "--backend", "onnxruntime"), eager, atol=1e-3)
     int8 = keypoints("int8", "--backend", "openvino", "--precision", "int8")
     assert int8.shape == eager.shape == (3, 16, 3)
@@ -305,3 +305,20 @@ def test_predict_with_onnxruntime_and_with_int8_calibrated_on_the_inputs(
         )
         assert result.exit_code == 1 and f"error: {why}" in result.output, result.output
         assert not (tmp_path / "refused").exists()
+
+
+def test_predict_runs_the_fastest_negligible_runtime_and_says_so_first(checkpoint: Path, tmp_path: Path) -> None:
+    """By default ``hourglass predict`` takes ``auto``'s first choice and names it in its first line of output;
+    ``--backend eager --precision fp32`` (the reference) is named as plainly."""
+    from hourglass.inference.runtimes import auto_choices
+
+    _write(tmp_path / "p.png", _photo())
+    backend, precision = auto_choices()[0]
+    result = _predict(checkpoint, tmp_path / "auto", tmp_path / "p.png")
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"pose network: {backend} {precision} (auto: the fastest installed back-end"), first
+    result = _predict(
+        checkpoint, tmp_path / "ref", tmp_path / "p.png", options=("--backend", "eager", "--precision", "fp32")
+    )
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "pose network: eager fp32", result.output

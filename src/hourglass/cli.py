@@ -44,6 +44,10 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 CHECKPOINT_HELP = "a .safetensors checkpoint, a name from `hourglass weights list`, or an http(s)/file URL"
+BACKEND_HELP = (
+    "auto (the fastest installed with a negligible accuracy cost), eager, compile, onnxruntime, openvino, best"
+)
+PRECISION_HELP = "auto, fp32, bf16 or int8 (int8: openvino); eager fp32 is the reference"
 
 SIZE_OPTION = "--input-size"
 IMAGE_SIZE_OPTION = "--image-size"
@@ -488,8 +492,8 @@ def predict(
     camera: Annotated[int | None, typer.Option("--camera", help="also read camera N (Ctrl+C stops it)")] = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="at most this many frames a video")] = None,
     fps: Annotated[float | None, typer.Option("--fps", help="overlay video frame rate (default: the source's)")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+    backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
     detect_every: Annotated[
         int, typer.Option("--detect-every", help="videos: boxes on every N-th frame only, from the poses between")
@@ -537,6 +541,7 @@ def predict(
             track_patience=track_patience,
             smooth=smooth,
             overlay=overlay,
+            announce=lambda line: console.print(line, highlight=False, soft_wrap=True),
         )
     )
     for note in report.notes:
@@ -776,8 +781,8 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="address to bind (0.0.0.0: every interface)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
-    backend: Annotated[str, typer.Option("--backend", help="eager, compile, onnxruntime, openvino or best")] = "eager",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or int8 (int8: openvino)")] = "fp32",
+    backend: Annotated[str, typer.Option("--backend", help=BACKEND_HELP)] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "auto",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (eager and compile)")] = "cpu",
     flip: Annotated[bool, typer.Option("--flip/--no-flip", help="flip test unless a request says otherwise")] = True,
     max_batch: Annotated[int, typer.Option("--max-batch", help="most person crops in one network call")] = 8,
@@ -825,7 +830,7 @@ def serve(
             cors_origins=tuple(cors_origin or ()),
             workers=workers,
         )
-        serve(settings, host, port, log_level)
+        serve(settings, host, port, log_level, announce=lambda line: console.print(line, highlight=False))
 
     run_guarded(go)
 

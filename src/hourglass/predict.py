@@ -33,6 +33,7 @@ from hourglass.data.images import IMAGE_SUFFIXES, read_image
 from hourglass.errors import ConfigError, DataError
 from hourglass.files import atomic_write
 from hourglass.inference.predictor import Poses, Predictor, calibration_images
+from hourglass.inference.runtimes import runtime_line
 from hourglass.people.boxes import BOX_THRESHOLD, NMS_THRESHOLD, BoxChoice, Detection, read_boxes
 from hourglass.people.detect import PersonDetector, open_detector
 from hourglass.video.sources import (
@@ -141,6 +142,7 @@ def predict_files(
     track_patience: int | None = None,
     smooth: bool = False,
     overlay: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> PredictReport:
     """``hourglass predict``: keypoints of every person in every image, video frame and camera frame.
 
@@ -155,10 +157,17 @@ def predict_files(
     names). Every file is written atomically, and only when something usable went into it: inputs that
     all fail leave nothing written.
 
+    ``backend`` and ``precision`` choose the pose network's runtime
+    (:func:`~hourglass.inference.runtimes.create_runtime`); here eager fp32 by default, the reference; ``auto``
+    (the command's default) takes the fastest installed one
+    whose accuracy cost is negligible (:func:`~hourglass.inference.runtimes.auto_choices`: OpenVINO bf16 where the
+    CPU has it, else OpenVINO or ONNX Runtime fp32, else eager fp32). ``announce``, if given, is called once with
+    a line saying which runtime runs, before the first input.
+
     ``detector`` finds the people of each image and frame when there is no ``boxes`` file: a published
     detector's name, an ``.onnx`` path or a :class:`~hourglass.people.detect.PersonDetector`
-    (:func:`~hourglass.people.detect.open_detector`), run with OpenVINO when ``backend`` is ``openvino`` (bf16
-    when ``precision`` is bf16 or int8, else fp32) and with ONNX Runtime otherwise; a picture where it finds nobody
+    (:func:`~hourglass.people.detect.open_detector`), run with OpenVINO when the pose network runs there (bf16
+    when it runs bf16 or int8, else fp32) and with ONNX Runtime otherwise; a picture where it finds nobody
     above the threshold gets no person (its overlay is the picture as it is) and a note naming it. With boxes (a
     file or a detector) each result also carries ``bbox_score``, the box's own score (mmpose's name).
 
@@ -195,10 +204,7 @@ def predict_files(
     if isinstance(camera, int) and not files:  # the camera alone: one that cannot be opened stops here
         camera = camera_source(camera, fps, max_frames)
     grouped = read_boxes(boxes) if boxes is not None else None
-    find_people = _person_finder(detector, backend, precision, box_threshold, nms_threshold)
-    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=find_people)
-    options = StreamOptions(find_people, detect_every, track_patience, smooth, overlay=overlay)
-    check_options(options, grouped is not None)
+    check_options(StreamOptions(detector, detect_every, track_patience, smooth, overlay=overlay), grouped is not None)
     calibration = None
     if precision == "int8":
         if not images:
@@ -207,6 +213,12 @@ def predict_files(
     predictor = Predictor.from_checkpoint(
         checkpoint, backend=backend, precision=precision, batch_size=batch_size, calibration=calibration, device=device
     )
+    runtime = predictor.runtime
+    if announce is not None:
+        announce(runtime_line(runtime, backend, precision))
+    find_people = _person_finder(detector, runtime.backend, runtime.precision, box_threshold, nms_threshold)
+    choose = BoxChoice(grouped, boxes, box_threshold=box_threshold, nms_threshold=nms_threshold, detector=find_people)
+    options = StreamOptions(find_people, detect_every, track_patience, smooth, overlay=overlay)
     if heatmaps and (streams or camera is not None):
         report.notes.append("--heatmaps: montages are written for images only, not for video frames")
     with _Bar(progress) as bar:

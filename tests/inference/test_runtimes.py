@@ -156,3 +156,65 @@ def test_device_is_chosen_and_checked(tiny, images, reference) -> None:
         gpu = create_runtime(tiny, "best", "fp32", input_size=(32, 32), device="cuda")
         assert gpu.backend == "eager"
         np.testing.assert_allclose(gpu(images), reference, rtol=1e-3, atol=1e-3)
+
+
+def _hide(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``modules`` (and their loaded submodules) look uninstalled: ``sys.modules[name] = None`` for imports,
+    ``find_spec`` answering None for :func:`hourglass.extras.extra_installed`."""
+    import importlib.util
+    import sys
+
+    for name in modules:
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")] or [name]:
+            monkeypatch.setitem(sys.modules, loaded, None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in modules else real(name, *a))
+
+
+def test_auto_takes_the_fastest_installed_pair_with_a_negligible_cost(monkeypatch) -> None:
+    """OpenVINO bf16 where the CPU runs bf16 natively, else OpenVINO fp32, ONNX Runtime fp32, eager fp32; never
+    int8 (not negligible); a precision given keeps to the back-ends that run it; a GPU gets eager."""
+    from hourglass.inference import runtimes
+
+    assert runtimes.auto_choices()[-1] == ("eager", "fp32")
+    assert ("openvino", "int8") not in runtimes.auto_choices()
+    monkeypatch.setattr(runtimes, "native_bf16", lambda: True)
+    assert runtimes.auto_choices() == list(runtimes.AUTO_ORDER)
+    monkeypatch.setattr(runtimes, "native_bf16", lambda: False)
+    assert runtimes.auto_choices()[0] == ("openvino", "fp32")
+    assert runtimes.auto_choices("bf16") == [("openvino", "bf16"), ("eager", "bf16")]
+    _hide(monkeypatch, "openvino")
+    assert runtimes.auto_choices() == [("onnxruntime", "fp32"), ("eager", "fp32")]
+    _hide(monkeypatch, "onnxruntime")
+    assert runtimes.auto_choices() == [("eager", "fp32")]
+    monkeypatch.setattr(runtimes, "resolve_device", lambda device: torch.device("cuda"))
+    assert runtimes.auto_choices() == [("eager", "fp32")] and runtimes.auto_choices("bf16") == [("eager", "bf16")]
+
+
+def test_auto_builds_its_first_choice_and_falls_back_quietly(tiny, images, reference, monkeypatch) -> None:
+    from hourglass.errors import ExportError
+    from hourglass.inference import runtimes
+
+    rt = create_runtime(tiny, "auto", "auto", input_size=(32, 32))
+    assert (rt.backend, rt.precision) == runtimes.auto_choices()[0] and rt.note == ""
+    assert rt(images).shape == reference.shape
+    assert create_runtime(tiny, "eager", "auto", input_size=(32, 32)).precision == "fp32"  # a named back-end: fp32
+
+    build = runtimes._build
+
+    def refuse_openvino(model, backend, *args, **kwargs):
+        if backend == "openvino":
+            raise ExportError("this network does not export\nsecond line")
+        return build(model, backend, *args, **kwargs)
+
+    monkeypatch.setattr(runtimes, "_build", refuse_openvino)
+    monkeypatch.setattr(runtimes, "native_bf16", lambda: True)
+    rt = create_runtime(tiny, "auto", "auto", input_size=(32, 32))
+    assert (rt.backend, rt.precision) == ("onnxruntime", "fp32")
+    assert rt.note == "openvino bf16: this network does not export; openvino fp32: this network does not export"
+    np.testing.assert_allclose(rt(images), reference, rtol=1e-4, atol=1e-4)
+    line = runtimes.runtime_line(rt, "auto", "auto")
+    assert line.startswith("pose network: onnxruntime fp32 (auto: ") and "skipped openvino bf16" in line
+    assert runtimes.runtime_line(build(tiny, "eager", "fp32", (32, 32), None), "eager", "fp32") == (
+        "pose network: eager fp32"
+    )

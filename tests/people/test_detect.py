@@ -208,9 +208,23 @@ def test_real_architecture_with_mmdeploys_tail(checkpoint: Path, rtmdet_nano: Pa
     apart, apart_scores = PersonDetector(rtmdet_nano, nms_threshold=0.0)(rgb)  # no overlap at all: fewer crops
     result = CliRunner().invoke(
         app,
-        ["predict", str(_write(tmp_path / "x.png", rgb)), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
-         "--detector-weights", str(rtmdet_nano), "--nms-threshold", "0"],
-    )  # fmt: skip
+        [
+            "predict",
+            str(_write(tmp_path / "x.png", rgb)),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--detector-weights",
+            str(rtmdet_nano),
+            "--nms-threshold",
+            "0",
+            "--backend",
+            "eager",
+            "--precision",
+            "fp32",
+        ],
+    )  # fmt: skip (eager: the detector on ONNX Runtime fp32, as PersonDetector's default)
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "o" / "keypoints.json").read_text())
     assert [r["bbox"] for r in written] == [[round(float(v), 3) for v in box] for box in apart]

@@ -38,5 +38,6 @@ def keyed_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
     """A server with an API key (from HOURGLASS_API_KEY), one CORS origin, small caps and batching on."""
     options = ("--cors-origin", CORS_ORIGIN, "--max-body-mb", "0.25", "--max-pixels", "2000000")
     options += ("--max-batch", "4", "--max-wait-ms", "20", "--max-queue", "16", "--log-level", "warning")
+    options += ("--backend", "eager", "--precision", "fp32")  # the reference: answers are compared with eager's
     with serve(tiny_checkpoint, tmp_path_factory.mktemp("keyed"), *options, env={"HOURGLASS_API_KEY": API_KEY}) as s:
         yield s

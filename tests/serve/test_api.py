@@ -227,7 +227,8 @@ def test_a_picture_without_boxes_gets_the_detectors_people(tiny_checkpoint: Path
     rgb[20:60, 40:80] = 255  # the bright box (x, y, w, h) = (40, 20, 40, 40)
     data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
     empty = cv2.imencode(".png", np.full((96, 128, 3), 40, np.uint8))[1].tobytes()
-    with serve(tiny_checkpoint, tmp_path, "--detector", str(detector), "--log-level", "warning") as server:
+    options = ("--detector", str(detector), "--log-level", "warning", "--backend", "eager", "--precision", "fp32")
+    with serve(tiny_checkpoint, tmp_path, *options) as server:
         found = server.post_image(data, headers={"Content-Type": "image/png"})
         nobody = server.post_image(empty, headers={"Content-Type": "image/png"})
     assert found.status == 200, found.body
@@ -266,3 +267,17 @@ def test_openvino_batches_keep_each_requests_people(tiny_checkpoint: Path, photo
         got = np.array([p["keypoints"] for p in people])
         assert answers[i].status == 200 and got.shape[0] == len(keypoints)
         assert np.abs(got[..., :2] - keypoints).max() < 0.05 and np.abs(got[..., 2] - scores).max() < 1e-3
+
+
+def test_the_default_runtime_is_autos_first_choice_and_model_says_which(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """``hourglass serve`` without --backend runs ``auto``'s first choice, says so in its first line, and
+    ``/v1/model`` (which the page shows) names the runtime that runs, and what was asked."""
+    from hourglass.inference.runtimes import auto_choices
+
+    backend, precision = auto_choices()[0]
+    with serve(tiny_checkpoint, tmp_path, "--log-level", "warning") as server:
+        serving = server.call("GET", "/v1/model").json()["serving"]
+        first = server.log.read_text().splitlines()[0]
+    assert (serving["backend"], serving["precision"]) == (backend, precision)
+    assert serving["requested"] == {"backend": "auto", "precision": "auto"}
+    assert first.startswith(f"pose network: {backend} {precision} (auto: "), first

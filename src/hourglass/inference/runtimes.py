@@ -15,6 +15,9 @@ backend           fp32 / bf16                                int8
 ``openvino``      ``INFERENCE_PRECISION_HINT`` f32 / bf16    NNCF post-training quantisation, calibrated
 ``best``          the fastest of the above that are          on images you give (``calibration``)
                   available, measured (``compile`` excluded)
+``auto``          the default of ``hourglass predict`` and ``serve``: the first of :data:`AUTO_ORDER` whose
+                  packages are installed (and, for bf16, whose CPU runs it natively), its accuracy cost measured
+                  negligible (:data:`NEGLIGIBLE`); eager fp32 when none builds
 ================  =========================================  ==============================================
 
 bf16 uses AMX on recent Intel CPUs; on CPUs without native bf16 it still runs, slowly (emulated).
@@ -42,7 +45,7 @@ from torch import nn
 
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.device import autocast_context, eager_precision, resolve_device, usable_cores
-from hourglass.errors import ConfigError, InputError
+from hourglass.errors import ConfigError, HourglassError, InputError
 from hourglass.extras import extra_installed, openvino_core, require_extra, require_extras
 from hourglass.files import atomic_write, cache_dir
 
@@ -50,8 +53,8 @@ from .export import INPUT_NAME, input_channels, prepare_for_inference, write_onn
 
 HeatmapFn = Callable[[np.ndarray], np.ndarray]
 """Any function ``images (B, 3, H, W) float32 -> heatmaps (B, K, h, w)``: a :class:`Runtime` or a stand-in."""
-Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best"]
-Precision = Literal["fp32", "bf16", "int8"]
+Backend = Literal["eager", "compile", "onnxruntime", "openvino", "best", "auto"]
+Precision = Literal["fp32", "bf16", "int8", "auto"]
 BACKENDS: tuple[str, ...] = ("eager", "compile", "onnxruntime", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
 SUPPORTED: dict[str, tuple[str, ...]] = {
@@ -62,6 +65,24 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
 }
 BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"onnxruntime": ("onnx",), "openvino": ("onnx", "openvino")}
 """The extras a back-end needs (both run the ONNX export); the PyTorch back-ends need none."""
+
+AUTO_ORDER: tuple[tuple[str, str], ...] = (
+    ("openvino", "bf16"),
+    ("openvino", "fp32"),
+    ("onnxruntime", "fp32"),
+    ("eager", "fp32"),
+)
+"""What ``auto`` tries, fastest first, as measured (docs/BENCHMARKS.md): hg2 at 256x256, batch 1, OpenVINO bf16 17-25 ms
+against eager fp32's 88-190 ms on the two CPUs of these machines; the demo model on the AMD EPYC, OpenVINO fp32 2.7x
+and ONNX Runtime 2.5x eager fp32's speed. Only pairs whose accuracy cost is negligible by :data:`NEGLIGIBLE` are
+here: fp32, and OpenVINO bf16 (PCKh@0.5 -0.03 points, 99.8% of keypoints within one heatmap pixel of eager fp32 on
+500 held-out figures; +0.16 points and 99.6% on 200 others). int8 is not (-0.21 points on 500 figures, -0.56 on 200,
+98.5-99.1% within one pixel). Eager bf16 is left out: without OpenVINO and ONNX Runtime, the reference runs."""
+
+NEGLIGIBLE = {"pckh_points": 0.25, "within_1px": 0.99}
+"""An accuracy cost :data:`AUTO_ORDER` accepts, as :func:`hourglass.inference.accuracy.accuracy_cost` measures it
+against eager fp32 on at least 200 held-out crops: PCKh@0.5 within 0.25 points either way, and at least 99% of the
+keypoints within one heatmap pixel."""
 
 
 def as_numpy_images(images: np.ndarray | torch.Tensor, channels: int | None = None) -> np.ndarray:
@@ -90,6 +111,8 @@ class Runtime:
 
     backend: str = ""
     precision: str = ""
+    note: str = ""
+    """What ``backend="auto"`` skipped before this one, and why (empty when it took its first choice)."""
 
     def __init__(self, input_size: tuple[int, int], channels: int) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -350,11 +373,11 @@ def resolve_model(model_or_checkpoint: ModelSpec) -> tuple[nn.Module, Checkpoint
 
 
 def _check_choice(backend: str, precision: str) -> None:
-    if backend not in (*BACKENDS, "best"):
-        raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join((*BACKENDS, 'best'))}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if backend != "best" and precision not in SUPPORTED[backend]:
+    if backend not in (*BACKENDS, "best", "auto"):
+        raise ConfigError(f"unknown backend {backend!r}; expected one of {', '.join((*BACKENDS, 'best', 'auto'))}")
+    if precision not in (*PRECISIONS, "auto"):
+        raise ConfigError(f"unknown precision {precision!r}; expected one of {', '.join((*PRECISIONS, 'auto'))}")
+    if backend not in ("best", "auto") and precision != "auto" and precision not in SUPPORTED[backend]:
         able = [b for b in BACKENDS if precision in SUPPORTED[b]]
         raise ConfigError(
             f"backend {backend!r} does not run {precision}; it runs {', '.join(SUPPORTED[backend])}. "
@@ -371,6 +394,35 @@ def available_backends(precision: str = "fp32") -> list[str]:
     ]
 
 
+def native_bf16() -> bool:
+    """Whether OpenVINO runs bf16 natively on this CPU (``BF16`` among its optimisation capabilities: AVX-512 BF16
+    or AMX); False without OpenVINO."""
+    if not extra_installed("openvino"):
+        return False
+    return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def auto_choices(precision: str = "auto", device: torch.device | str = "cpu") -> list[tuple[str, str]]:
+    """The ``(backend, precision)`` pairs ``auto`` tries, in order; the last always builds (eager).
+
+    ``precision`` ``auto``: :data:`AUTO_ORDER`, without the pairs whose packages are missing and without OpenVINO
+    bf16 where the CPU lacks native bf16 (:func:`native_bf16`). A given precision: the installed back-ends that run
+    it, OpenVINO first, then ONNX Runtime, then eager. On a GPU: eager, at fp32 unless a precision is given.
+
+    Example:
+        >>> auto_choices("fp32", "cpu")[-1]
+        ('eager', 'fp32')
+    """
+    if resolve_device(device).type != "cpu":
+        return [("eager", "fp32" if precision == "auto" else precision)]
+    if precision == "auto":
+        pairs = [(b, p) for b, p in AUTO_ORDER if b in available_backends(p)]
+        pairs = [(b, p) for b, p in pairs if not (b == "openvino" and p == "bf16") or native_bf16()]
+    else:
+        pairs = [(b, precision) for b in ("openvino", "onnxruntime", "eager") if b in available_backends(precision)]
+    return pairs or [("eager", "fp32")]
+
+
 def create_runtime(
     model_or_checkpoint: ModelSpec,
     backend: Backend = "best",
@@ -385,10 +437,12 @@ def create_runtime(
     Args:
         model_or_checkpoint: the network (:data:`ModelSpec`); not modified (folding works on a copy). A
             checkpoint path is read here; a caller that has the metadata already passes ``(model, meta)``.
-        backend: ``eager``, ``compile``, ``onnxruntime``, ``openvino`` or ``best`` (the fastest available
+        backend: ``eager``, ``compile``, ``onnxruntime``, ``openvino``, ``best`` (the fastest available
             for ``precision``, measured on a few batch-1 runs; ``compile`` is left out of that race
-            because compiling takes 10-30 s).
-        precision: ``fp32``, ``bf16`` or ``int8`` (int8: OpenVINO only, needs ``calibration``).
+            because compiling takes 10-30 s) or ``auto`` (the first of :func:`auto_choices` that builds, with
+            no timing: predict's and serve's default; the runtime's :attr:`Runtime.note` says what it skipped).
+        precision: ``fp32``, ``bf16``, ``int8`` (int8: OpenVINO only, needs ``calibration``) or ``auto`` (with
+            ``auto``: see :func:`auto_choices`; with a named back-end: fp32).
         calibration: images for int8 calibration (see :func:`calibration_batches`), e.g. a
             ``hourglass.data`` dataset or an array ``(N, 3, H, W)``.
         input_size: ``(H, W)`` or ``(C, H, W)`` with the model's ``C``; default: the checkpoint's
@@ -417,9 +471,51 @@ def create_runtime(
     model, meta = resolve_model(model_or_checkpoint)
     input_size = meta.input_size_or(input_size, input_channels(model))
     batches = calibration_batches(calibration) if calibration is not None and precision == "int8" else None
+    if backend == "auto":
+        return _first_that_builds(model, auto_choices(precision, device), input_size, batches, fold, device)
+    precision = "fp32" if precision == "auto" else precision
     if backend == "best":
         return pick_fastest(model, precision, input_size, batches, fold=fold)
     return _build(model, backend, precision, input_size, batches, fold=fold, device=device)
+
+
+def runtime_line(runtime: Any, backend: str, precision: str) -> str:
+    """``pose network: openvino bf16 (auto: ...)``: the runtime that runs, and how it was chosen (``backend`` and
+    ``precision`` as asked); the first line of ``hourglass predict`` and ``hourglass serve``."""
+    line = (
+        f"pose network: {getattr(runtime, 'backend', '') or backend} {getattr(runtime, 'precision', '') or precision}"
+    )
+    if "auto" in (backend, precision):
+        line += " (auto: the fastest installed back-end with a negligible accuracy cost; "
+        note = getattr(runtime, "note", "")
+        line += f"skipped {note})" if note else "--backend eager --precision fp32 for the reference)"
+    return line
+
+
+def _first_that_builds(
+    model: nn.Module,
+    choices: Sequence[tuple[str, str]],
+    input_size: tuple[int, int],
+    calibration: Sequence[np.ndarray] | None,
+    fold: bool,
+    device: torch.device,
+) -> Runtime:
+    """The runtime of the first of ``choices`` that builds; the failures of those before it, one line each, go
+    into its :attr:`Runtime.note`. The last choice's failure is raised."""
+    skipped = []
+    for backend, precision in choices[:-1]:
+        try:
+            runtime = _build(model, backend, precision, input_size, calibration, fold=fold, device=device)
+        except (HourglassError, RuntimeError, OSError) as err:  # an export or compile the back-end refuses
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            skipped.append(f"{backend} {precision}: {first}")
+            continue
+        runtime.note = "; ".join(skipped)
+        return runtime
+    backend, precision = choices[-1]
+    runtime = _build(model, backend, precision, input_size, calibration, fold=fold, device=device)
+    runtime.note = "; ".join(skipped)
+    return runtime
 
 
 def _build(

@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -416,15 +417,24 @@ def app_from_env() -> Starlette:
 
     settings = ServeSettings.from_json(os.environ[SETTINGS_ENV])
     torch.set_num_threads(max(1, usable_cores() // settings.workers))
-    return create_app(PoseService.from_settings(settings))
+    service = PoseService.from_settings(settings)
+    logging.getLogger("uvicorn.error").info("worker %d: %s", os.getpid(), service.runtime_line())
+    return create_app(service)
 
 
-def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(
+    settings: ServeSettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    announce: Callable[[str], None] | None = None,
+) -> None:
     """Serve until SIGTERM or Ctrl+C: requests in flight are answered first, then the process returns.
 
-    With one worker the model is loaded here, before the port is bound (a bad checkpoint is one line);
-    with more, uvicorn's supervisor starts ``settings.workers`` processes sharing the port, each loading
-    the model (:func:`app_from_env`) after this process checked that the checkpoint reads.
+    With one worker the model is loaded here, before the port is bound (a bad checkpoint is one line), and
+    ``announce`` (if given) gets the line saying which runtime runs it; with more, uvicorn's supervisor starts
+    ``settings.workers`` processes sharing the port, each loading the model (:func:`app_from_env`, which logs
+    that line) after this process checked that the checkpoint reads.
     """
     import signal
 
@@ -443,9 +453,10 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, lo
         config = uvicorn.Config(app, host, port, factory=True, workers=settings.workers, log_level=log_level)
         Multiprocess(config, sockets=[config.bind_socket()]).run()  # its own SIGTERM handling: drain, return
         return
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(PoseService.from_settings(settings)), host, port, log_level=log_level)
-    )
+    service = PoseService.from_settings(settings)
+    if announce is not None:
+        announce(service.runtime_line())
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host, port, log_level=log_level))
     # uvicorn re-raises the signal that stopped it once it has drained; handlers that do nothing make
     # SIGTERM and Ctrl+C end in a plain return (exit status 0) after the drain instead of a death by signal.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -139,7 +139,8 @@ class PoseService:
         self.meta = meta
         self.tracker_factory = tracker_factory or (lambda: new_tracker(predictor.skeleton))
         self.metrics = Metrics()
-        self.turns = Turns(takes_turns(getattr(predictor, "runtime", None)))
+        self.runtime = getattr(predictor, "runtime", None)  # a Runtime, or None for a stand-in predictor
+        self.turns = Turns(takes_turns(self.runtime))
         self.batcher = Batcher(
             predictor,
             settings.max_batch,
@@ -167,6 +168,12 @@ class PoseService:
         )
         return cls(predictor, settings, checkpoint_meta(settings))
 
+    def runtime_line(self) -> str:
+        """``pose network: openvino bf16 (auto: ...)``: which runtime serves, and how it was chosen."""
+        from hourglass.inference.runtimes import runtime_line
+
+        return runtime_line(self.runtime, self.settings.backend, self.settings.precision)
+
     def skeleton_json(self) -> dict[str, Any]:
         skel = self.predictor.skeleton
         return {
@@ -185,8 +192,9 @@ class PoseService:
             "input_size": list(codec.input_size),
             "heatmap_size": list(codec.heatmap_size),
             "serving": {
-                "backend": s.backend,
-                "precision": s.precision,
+                "backend": getattr(self.runtime, "backend", "") or s.backend,
+                "precision": getattr(self.runtime, "precision", "") or s.precision,
+                "requested": {"backend": s.backend, "precision": s.precision},
                 "flip": s.flip,
                 "max_batch": s.max_batch,
                 "max_wait_ms": s.max_wait_ms,
