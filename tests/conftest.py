@@ -109,6 +109,13 @@ def shared_models() -> Path:
     return _shared(SHARED_DATA.parent / "models", required, "real pretrained models")
 
 
+@pytest.fixture(scope="session")
+def lspet_model(shared_models: Path) -> Path:
+    """``shared/models/lspet-hg1-128-cpu.safetensors``: hg1, 128 channels, 128x128 input, the 14 LSP joints, trained
+    on LSPet images 1-9,000 (im00001-im09000) converted to COCO (its README and recipe beside it)."""
+    return shared_models / LSPET_MODEL
+
+
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread during the test, as it was afterwards. For tests that run a small model for many
