@@ -102,6 +102,14 @@ def real_samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lspet_dir() -> Path:
+    """``shared/data/lspet``: LSP-extended's ``joints.mat`` ``(14, 3, 9000)`` and images ``im00001.jpg`` ...
+    ``im09000.jpg`` (the release's last 1,000 are left out on purpose; its README)."""
+    required = ("README.md", "joints.mat", "images/im00001.jpg", "images/im08001.jpg", "images/im09000.jpg")
+    return _shared(SHARED_DATA / "lspet", required, "LSPet data")
+
+
+@pytest.fixture(scope="session")
 def shared_models() -> Path:
     """``shared/models`` (beside ``shared/data``): the real person detectors (mmpose's YOLOX-nano for people in
     mmdeploy's format, Megvii's own YOLOX-nano export) and the real-people model; its README gives provenance."""

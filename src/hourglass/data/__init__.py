@@ -5,6 +5,7 @@ from hourglass.errors import DataError
 from .coco import COCOKeypoints
 from .codec import HeatmapCodec, flip_back, flip_keypoints, flip_test
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
+from .lsp import LSPDataset, read_lsp_joints
 from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
 from .skeletons import (
     AIC_14,
@@ -47,6 +48,7 @@ __all__ = [
     "DataError",
     "HeatmapCodec",
     "KeypointDataset",
+    "LSPDataset",
     "MPIIDataset",
     "Record",
     "Skeleton",
@@ -64,6 +66,7 @@ __all__ = [
     "load_mpii_h5",
     "load_mpii_json",
     "mirror_matrix",
+    "read_lsp_joints",
     "recognise_skeleton",
     "render_figure",
     "sample_figure",
