@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -16,29 +15,9 @@ from hourglass.data import LSP_14, DataError, HeatmapCodec, LSPDataset, read_lsp
 from hourglass.data.build import build_dataset
 from hourglass.errors import ConfigError
 from hourglass.metrics import lsp_torso_size
+from lsp_files import people, write_lsp
 
 CODEC = HeatmapCodec((128, 128), (32, 32), 1.5)
-
-
-def write_lsp(folder: Path, xy: np.ndarray, flags: np.ndarray, layout: str = "lspet", size=(120, 90)) -> Path:
-    """``folder/joints.mat`` in a release's layout from 1-based ``xy`` ``(N, 14, 2)`` and ``flags`` ``(N, 14)`` (as the
-    file stores them: LSPet 1 = labelled, LSP 1 = occluded), and ``folder/images/im*.jpg`` of ``size`` (H, W)."""
-    n = len(xy)
-    table = np.concatenate([xy, flags[..., None]], axis=-1)  # (N, 14, 3)
-    joints = table.transpose(1, 2, 0) if layout == "lspet" else table.transpose(2, 1, 0)
-    folder.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(folder / "joints.mat", {"joints": joints})
-    (folder / "images").mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        name = f"im{i + 1:05d}.jpg" if layout == "lspet" else f"im{i + 1:04d}.jpg"
-        assert cv2.imwrite(str(folder / "images" / name), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
-    return folder / "joints.mat"
-
-
-def people(n: int, seed: int = 0) -> np.ndarray:
-    """``(n, 14, 2)`` 1-based joint positions inside a 120 x 90 picture."""
-    return np.random.default_rng(seed).uniform(5, 80, (n, 14, 2))
 
 
 def test_lspet_layout_is_read_into_0_based_pixels_and_its_box(tmp_path: Path) -> None:
