@@ -104,11 +104,26 @@ def real_samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lspet_dir() -> Path:
+    """``shared/data/lspet``: LSP-extended's ``joints.mat`` ``(14, 3, 9000)`` and images ``im00001.jpg`` ...
+    ``im09000.jpg`` (the release's last 1,000 are left out on purpose; its README)."""
+    required = ("README.md", "joints.mat", "images/im00001.jpg", "images/im08001.jpg", "images/im09000.jpg")
+    return _shared(SHARED_DATA / "lspet", required, "LSPet data")
+
+
+@pytest.fixture(scope="session")
 def shared_models() -> Path:
     """``shared/models`` (beside ``shared/data``): the real person detectors (mmpose's YOLOX-nano for people in
     mmdeploy's format, Megvii's own YOLOX-nano export) and the real-people model; its README gives provenance."""
     required = (DETECTOR_MMDEPLOY, DETECTOR_MEGVII, LSPET_MODEL)
     return _shared(SHARED_DATA.parent / "models", required, "real pretrained models")
+
+
+@pytest.fixture(scope="session")
+def lspet_model(shared_models: Path) -> Path:
+    """``shared/models/lspet-hg1-128-cpu.safetensors``: hg1, 128 channels, 128x128 input, the 14 LSP joints, trained
+    on LSPet images 1-9,000 (im00001-im09000) converted to COCO (its README and recipe beside it)."""
+    return shared_models / LSPET_MODEL
 
 
 @pytest.fixture

@@ -176,8 +176,12 @@ def main_options(
 def result_table(result: EvalResult, width: int | None = None) -> Table:
     """A rich table of :func:`evaluate`'s scores: a row per score set (e.g. PCKh@0.5) and a column per joint
     group, or a row per joint when that would not fit ``width`` (:func:`score_table`)."""
-    title = f"{result.kind} ({result.skipped} unreadable records)" if result.skipped else result.kind
-    return score_table(result.table, title, width)
+    notes = []
+    if result.skipped:
+        notes.append(f"{result.skipped} unreadable records")
+    if result.unscored:
+        notes.append(f"{result.unscored} people without a torso, not scored")
+    return score_table(result.table, f"{result.kind} ({'; '.join(notes)})" if notes else result.kind, width)
 
 
 def pckh_table(scores: dict[str, float], title: str, width: int | None = None) -> Table:
@@ -448,7 +452,7 @@ def eval_cmd(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="where to write the scores")] = None,
 ) -> None:
-    """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, or PCK@0.2."""
+    """Score a checkpoint on the validation split: PCKh (MPII-style), COCO OKS AP, LSP's torso PCK@0.2, or PCK@0.2."""
     from hourglass.config import load_config
     from hourglass.evaluation.evaluate import evaluate
 

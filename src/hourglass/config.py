@@ -62,11 +62,17 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    """Dataset format, splits, codec settings (sizes are (height, width)) and loader options."""
+    """Dataset format, splits, codec settings (sizes are (height, width)) and loader options.
 
-    format: Literal["mpii", "coco"] = "mpii"
+    ``holdout`` (format ``lsp`` only): the last ``holdout`` records of ``train.annotations`` are not trained on;
+    when ``val.annotations`` names the same file, validation scores exactly those records (any other file is
+    scored whole).
+    """
+
+    format: Literal["mpii", "coco", "lsp"] = "mpii"
     train: SplitConfig = field(default_factory=SplitConfig)
     val: SplitConfig = field(default_factory=SplitConfig)
+    holdout: int = 0
     input_size: tuple[int, int] = (256, 256)
     heatmap_size: tuple[int, int] = (64, 64)
     sigma: float = 2.0
@@ -240,6 +246,9 @@ def validate(cfg: Config, source: str = "config") -> None:
     lo, hi = cfg.data.augment.scale
     need(0 < lo <= hi, "data.augment.scale", "[low, high] with 0 < low <= high", [lo, hi])
     need(cfg.data.num_workers >= 0, "data.num_workers", ">= 0", cfg.data.num_workers)
+    need(cfg.data.holdout >= 0, "data.holdout", ">= 0 (records held out of training)", cfg.data.holdout)
+    need(cfg.data.holdout == 0 or cfg.data.format == "lsp", "data.holdout",
+         "0 unless data.format is lsp (one person per record and image)", cfg.data.holdout)  # fmt: skip
     need(cfg.optim.lr > 0, "optim.lr", "> 0", cfg.optim.lr)
     need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", ">= 0", cfg.optim.warmup_steps)
     need(cfg.train.batch_size >= 1, "train.batch_size", ">= 1", cfg.train.batch_size)

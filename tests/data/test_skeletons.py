@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hourglass.data import (
@@ -11,6 +13,7 @@ from hourglass.data import (
     HALPE_26,
     HALPE_136,
     KNOWN_SKELETONS,
+    LSP_14,
     MPII_16,
     DataError,
     Skeleton,
@@ -139,3 +142,25 @@ def test_skeleton_entries_naming_missing_joints_warn_and_are_dropped() -> None:
     with pytest.warns(UserWarning, match=r"ann.json: category 'hand': 'skeleton' entries \[\[1, 4\], \[0, 1\], 'x'\]"):
         sk = Skeleton.from_coco_category(category, "ann.json")
     assert sk.edges == ((0, 1),)
+
+
+def test_lsp_order_and_flip_pairs_match_the_release_readme() -> None:
+    """The joint order of LSP's and LSPet's README (right ankle ... neck, head top), restated here."""
+    readme = ["Right ankle", "Right knee", "Right hip", "Left hip", "Left knee", "Left ankle", "Right wrist",
+              "Right elbow", "Right shoulder", "Left shoulder", "Left elbow", "Left wrist", "Neck",
+              "Head top"]  # fmt: skip
+    assert LSP_14.joint_names == tuple(n.lower().replace(" ", "_") for n in readme)
+    assert LSP_14.flip_index == (5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13)
+    assert LSP_14.sigmas is None and len(LSP_14.edges) == 14
+    assert get_skeleton("lsp") is LSP_14 and skeleton_spec(LSP_14) == "lsp_14"
+
+
+def test_the_real_lspet_model_carries_the_lsp_joints(lspet_model: Path) -> None:
+    """``lspet-hg1-128-cpu.safetensors`` came through a COCO file (its skeleton is named ``person``): the same
+    names, flips and limbs as LSP_14, so a COCO category with its joints is recognised as LSP_14."""
+    from hourglass.checkpoint.io import read_meta
+
+    carried = read_meta(lspet_model).skeleton
+    assert carried.name == "person" and carried.joint_names == LSP_14.joint_names
+    assert carried.flip_index == LSP_14.flip_index and set(carried.edges) == set(LSP_14.edges)
+    assert recognise_skeleton(carried.to_coco_category()) is LSP_14

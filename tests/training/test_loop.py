@@ -8,6 +8,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hourglass.checkpoint.io import read_metadata
@@ -15,6 +16,7 @@ from hourglass.config import load_config
 from hourglass.data import DataError
 from hourglass.errors import CheckpointError, ConfigError, TrainingDiverged
 from hourglass.training.loop import train
+from lsp_files import people, write_lsp
 
 
 def test_resume_after_sigterm_repeats_the_uninterrupted_losses(tmp_path: Path, make_config) -> None:
@@ -238,3 +240,22 @@ def test_time_limit_stops_anneals_and_a_resumed_run_gets_what_is_left(tmp_path: 
     rest = train(cfg, resume=first.last_checkpoint)
     assert rest.status == "time_limit"
     assert 8.0 <= rest.train_seconds < 8.0 + 4.0  # the seconds before the resume count: no new budget
+
+
+def test_an_lsp_file_trains_on_its_first_records_and_keeps_the_best_by_torso_pck(tmp_path: Path) -> None:
+    """``data.holdout: 4`` of a 12-record ``joints.mat``: 8 records train (2 steps of 4 an epoch), the last 4 are the
+    validation split, and ``train.best_metric: pck@0.2`` (LSP's torso PCK) chooses ``best.safetensors``."""
+    ann = write_lsp(tmp_path / "lspet", people(12), np.ones((12, 14)))
+    split = f"{{annotations: {ann}, images: {ann.parent / 'images'}}}"
+    cfg = load_config(None, [
+        "model.name=hg1", "model.kwargs={num_channels: 16, depth: 2}", "data.format=lsp", "data.holdout=4",
+        f"data.train={split}", f"data.val={split}", "data.input_size=[64,64]", "data.heatmap_size=[16,16]",
+        "data.num_workers=0", "train.epochs=2", "train.batch_size=4", "train.val_every=1", "train.amp=none",
+        "train.best_metric=pck@0.2", f"train.out_dir={tmp_path / 'run'}", "train.progress=false",
+        "train.tensorboard=false", "eval.batch_size=4",
+    ])  # fmt: skip
+    result = train(cfg)
+    assert result.status == "finished" and result.step == 4
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val/pck@0.2" in r] == [2, 4]
+    assert "pck@0.2" in read_metadata(result.best_checkpoint)["metrics"]

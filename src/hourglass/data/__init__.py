@@ -5,6 +5,7 @@ from hourglass.errors import DataError
 from .coco import COCOKeypoints
 from .codec import HeatmapCodec, flip_back, flip_keypoints, flip_test
 from .dataset import KeypointDataset, Record, check_record, collate, worker_init_fn
+from .lsp import LSPDataset, read_lsp_joints
 from .mpii import MPIIDataset, load_mpii, load_mpii_h5, load_mpii_json
 from .skeletons import (
     AIC_14,
@@ -13,6 +14,7 @@ from .skeletons import (
     HALPE_26,
     HALPE_136,
     KNOWN_SKELETONS,
+    LSP_14,
     MPII_16,
     Skeleton,
     get_skeleton,
@@ -38,6 +40,7 @@ __all__ = [
     "HALPE_26",
     "HALPE_136",
     "KNOWN_SKELETONS",
+    "LSP_14",
     "MPII_16",
     "AugmentParams",
     "Augmentation",
@@ -45,6 +48,7 @@ __all__ = [
     "DataError",
     "HeatmapCodec",
     "KeypointDataset",
+    "LSPDataset",
     "MPIIDataset",
     "Record",
     "Skeleton",
@@ -62,6 +66,7 @@ __all__ = [
     "load_mpii_h5",
     "load_mpii_json",
     "mirror_matrix",
+    "read_lsp_joints",
     "recognise_skeleton",
     "render_figure",
     "sample_figure",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from hourglass.data import (
     DataError,
     HeatmapCodec,
     KeypointDataset,
+    LSPDataset,
     MPIIDataset,
 )
 from hourglass.errors import ConfigError
@@ -139,7 +141,19 @@ def _load(
     common = {"image_root": images, "codec": codec, "augmentation": augmentation, "seed": cfg.train.seed}
     if cfg.data.format == "mpii":
         return MPIIDataset(ann, skip_bad=cfg.data.skip_bad, **common)
+    if cfg.data.format == "lsp":
+        return _lsp(cfg, split, ann, common)
     detections = getattr(cfg.data, split).detections
     if detections and not Path(detections).is_file():
         raise DataError(f"data.{split}.detections: file {detections} does not exist")
     return COCOKeypoints(ann, detections=detections or None, skip_bad=cfg.data.skip_bad, **common)
+
+
+def _lsp(cfg: Config, split: str, ann: Path, common: dict[str, Any]) -> LSPDataset:
+    """An LSP split: ``train`` without the last ``data.holdout`` records; ``val`` of the same file, exactly those
+    records (all of it when nothing is held out); ``val`` of another file, all of it."""
+    train_ann = cfg.data.train.annotations
+    same_file = bool(train_ann) and Path(train_ann).resolve() == ann.resolve()
+    holdout = cfg.data.holdout if split == "train" or same_file else 0
+    held_out = split == "val" and holdout > 0
+    return LSPDataset(ann, holdout=holdout, held_out=held_out, skip_bad=cfg.data.skip_bad, **common)

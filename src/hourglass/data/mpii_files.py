@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from hourglass.data.matfiles import read_arrays
 from hourglass.data.skeletons import MPII_16, MPII_FILE_JOINTS
 from hourglass.errors import DataError
 from hourglass.metrics.mpii import MPII_NUM_JOINTS, mpii_head_size
-
-_MAT73_MAGIC = b"MATLAB 7.3 MAT-file"
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def read_mpii_ground_truth(path: str | os.PathLike[str]) -> MPIIGroundTruth:
     """Read a ``gt_valid.mat``-style file (head sizes 0.6 x the head-box diagonals) or a pose-hg-train ``valid.h5``."""
     path = Path(path)
     keys = ("pos_gt_src", "jnt_missing", "headboxes_src", "dataset_joints", "part", "normalize")
-    arrays = _read_arrays(path, keys, "ground truth")
+    arrays = read_arrays(path, keys, "ground truth")
     if "pos_gt_src" not in arrays and "part" in arrays:
         return _torch_ground_truth(path, arrays)
     for key in ("pos_gt_src", "jnt_missing", "headboxes_src"):
@@ -103,7 +102,7 @@ def read_mpii_predictions(path: str | os.PathLike[str]) -> np.ndarray:
     the file's order for a ``.mat`` and the reverse for a ``.h5``.
     """
     path = Path(path)
-    arrays = _read_arrays(path, ("preds", "pos_pred_src"), "predictions")
+    arrays = read_arrays(path, ("preds", "pos_pred_src"), "predictions")
     if "preds" in arrays:
         preds = arrays["preds"]
         points_first = _fits(preds, (None, MPII_NUM_JOINTS, 2))
@@ -122,32 +121,6 @@ def read_mpii_predictions(path: str | os.PathLike[str]) -> np.ndarray:
     if not np.issubdtype(preds.dtype, np.number):
         raise DataError(f"{path}: 'preds' holds {preds.dtype} values, expected numbers")
     return preds.astype(np.float64)
-
-
-def _read_arrays(path: Path, keys: tuple[str, ...], what: str) -> dict[str, Any]:
-    """The named arrays present in a ``.mat`` (v5 or v7.3) or ``.h5`` file; errors name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    suffix = path.suffix.lower()
-    if suffix not in (".mat", ".h5", ".hdf5"):
-        raise DataError(f"{path}: {what} must be a .mat or .h5 file, got {suffix or 'no extension'!r}")
-    with open(path, "rb") as f:
-        head = f.read(len(_MAT73_MAGIC))
-    try:
-        if suffix == ".mat" and head != _MAT73_MAGIC:
-            import scipy.io
-
-            data = scipy.io.loadmat(str(path), variable_names=list(keys))
-            return {k: np.asarray(v) for k, v in data.items() if k in keys}
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            out = {k: np.asarray(f[k]) for k in keys if k in f and isinstance(f[k], h5py.Dataset)}
-        if suffix == ".mat":  # MATLAB v7.3 stores arrays column-major: reverse the axes
-            out = {k: v.T for k, v in out.items()}
-        return out
-    except (OSError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as err:
-        raise DataError(f"{path}: not a readable {what} file ({err})") from err
 
 
 def _joint_names(array: np.ndarray | None) -> tuple[str, ...] | None:

@@ -4,7 +4,7 @@ A :class:`Skeleton` is plain data shared by datasets (flip augmentation swaps ``
 the codec's flip helpers, evaluation (OKS ``sigmas``) and drawing (``edges``, ``colours``).
 
 Known sets (:data:`KNOWN_SKELETONS`): MPII (16), COCO (17; OCHuman uses the same set), CrowdPose (14),
-AI Challenger (14), Halpe full body (136) and its 26-joint body-and-feet part. Orders, flip pairs and edges
+AI Challenger (14), LSP (14), Halpe full body (136) and its 26-joint body-and-feet part. Orders, flip pairs and edges
 follow the datasets' own files (as mmpose's ``configs/_base_/datasets`` restates them); OKS sigmas are the
 ones the datasets' official evaluation code uses (cocoapi, crowdposetools, AI Challenger's
 ``keypoint_eval.py``, halpecocotools). A COCO-format category whose joint names are one of these sets
@@ -363,6 +363,20 @@ AIC_14 = _make(
 )  # fmt: skip
 """AI Challenger keypoints (Wu et al. 2017); sigmas are half the ``delta`` of its official ``keypoint_eval.py``."""
 
+LSP_14 = _make(
+    "lsp_14",
+    ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist", "right_elbow",
+     "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top"),
+    (("right_ankle", "right_knee"), ("right_knee", "right_hip"), ("left_hip", "left_knee"),
+     ("left_knee", "left_ankle"), ("right_wrist", "right_elbow"), ("right_elbow", "right_shoulder"),
+     ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"), ("right_shoulder", "neck"),
+     ("left_shoulder", "neck"), ("neck", "head_top"), ("right_hip", "right_shoulder"),
+     ("left_hip", "left_shoulder"), ("right_hip", "left_hip")),
+    None,
+)  # fmt: skip
+"""Leeds Sports Pose (Johnson and Everingham, BMVC 2010) and LSP-extended (CVPR 2011): 14 joints in the order of
+their ``joints.mat`` (the releases' README). No OKS sigmas: LSP is scored with PCK@0.2 of the torso."""
+
 _HALPE_BODY = (
     *COCO_17.joint_names, "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe",
     "right_small_toe", "left_heel", "right_heel",
@@ -414,13 +428,13 @@ HALPE_136 = _halpe_136()
 repeats its wrist); sigmas of halpecocotools' ``cocoeval.py``. Flip partners are listed, not inferred (the
 face points have no side in their names)."""
 
-KNOWN_SKELETONS: tuple[Skeleton, ...] = (MPII_16, COCO_17, CROWDPOSE_14, AIC_14, HALPE_26, HALPE_136)
+KNOWN_SKELETONS: tuple[Skeleton, ...] = (MPII_16, COCO_17, CROWDPOSE_14, AIC_14, LSP_14, HALPE_26, HALPE_136)
 """Every built-in keypoint set; :func:`recognise_skeleton` matches a COCO category against them."""
 
 _BY_NAME = {
     **{s.name: s for s in KNOWN_SKELETONS},
     **{"mpii": MPII_16, "coco": COCO_17, "ochuman": COCO_17, "crowdpose": CROWDPOSE_14, "aic": AIC_14,
-       "halpe": HALPE_136, "halpe26": HALPE_26},
+       "lsp": LSP_14, "halpe": HALPE_136, "halpe26": HALPE_26},
 }  # fmt: skip
 _SYNONYMS = {"top_head": "head_top", "head": "head_top", "upper_neck": "neck"}
 
@@ -464,8 +478,8 @@ def recognise_skeleton(category: Mapping[str, Any], source: str = "COCO category
 
 
 def get_skeleton(spec: str | Mapping[str, Any] | Skeleton) -> Skeleton:
-    """A skeleton from a name (``"mpii"``, ``"coco"``, ``"crowdpose"``, ``"aic"``, ``"halpe"``, ``"halpe26"``,
-    ``"ochuman"`` or a set's own name such as ``"coco_17"``) or a COCO category dict.
+    """A skeleton from a name (``"mpii"``, ``"coco"``, ``"crowdpose"``, ``"aic"``, ``"lsp"``, ``"halpe"``,
+    ``"halpe26"``, ``"ochuman"`` or a set's own name such as ``"coco_17"``) or a COCO category dict.
 
     This is how checkpoint metadata (``meta["data"]["skeleton"]``, a name or a category dict) is read back.
     """

@@ -6,6 +6,8 @@ Scores by dataset kind, all computed by :mod:`hourglass.metrics`:
   by the official MPII protocol (:func:`~hourglass.metrics.mpii_pckh_report`), per column;
 - COCO-format splits whose skeleton has OKS sigmas: COCO keypoint AP/AR through pycocotools, with the
   ground-truth person boxes as detections (the usual "GT boxes" setting);
+- the 14 LSP joints (an LSP ``joints.mat``, or a COCO-format file with LSP's joint names): PCK@0.2 of the torso
+  (:func:`~hourglass.metrics.lsp_pck`), LSP's per-part table;
 - otherwise PCK@0.2 of the box size (:func:`~hourglass.metrics.keypoint_pck_accuracy`).
 
 Departure from the reference code: HRNet and bearpaw evaluate flip-averaged heatmaps decoded with the
@@ -31,7 +33,7 @@ from hourglass.checkpoint.hub import parse_source
 from hourglass.checkpoint.load import load_model
 from hourglass.checkpoint.meta import CheckpointMeta
 from hourglass.config import Config
-from hourglass.data import DataError, HeatmapCodec, flip_test
+from hourglass.data import LSP_14, DataError, HeatmapCodec, flip_test
 from hourglass.data.coco import coco_result
 from hourglass.data.dataset import KeypointDataset, predict_dataset
 from hourglass.data.mpii_files import read_mpii_ground_truth, read_mpii_predictions
@@ -47,12 +49,14 @@ class EvalResult:
     """Scores of one split.
 
     Attributes:
-        kind: ``"pckh"``, ``"coco"`` or ``"pck"``.
+        kind: ``"pckh"``, ``"coco"``, ``"lsp"`` or ``"pck"``.
         summary: flat scores, e.g. ``{"pckh@0.5": 91.2, "pckh@0.1": 40.1}`` (percent) or ``{"AP": 0.71, ...}``.
         table: per-column scores (``{"PCKh@0.5": {"Head": ..., ..., "Total": ...}, ...}``).
         keypoints: ``(N, K, 2)`` predictions in image pixels (NaN for records skipped as unreadable).
         scores: ``(N, K)`` heatmap maxima.
         skipped: records whose image could not be read (with ``skip_bad``).
+        unscored: people with labelled joints that the metric cannot score (LSP: no labelled left shoulder or
+            right hip, so no torso).
     """
 
     kind: str
@@ -61,10 +65,17 @@ class EvalResult:
     keypoints: np.ndarray | None = None
     scores: np.ndarray | None = None
     skipped: int = 0
+    unscored: int = 0
     json_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "summary": self.summary, "table": self.table, "skipped": self.skipped}
+        return {
+            "kind": self.kind,
+            "summary": self.summary,
+            "table": self.table,
+            "skipped": self.skipped,
+            "unscored": self.unscored,
+        }
 
 
 @torch.no_grad()
@@ -144,7 +155,14 @@ def score(
     keypoints: np.ndarray, scores: np.ndarray, gt: dict[str, Any], dataset: KeypointDataset, cfg: Config
 ) -> EvalResult:
     """Score predictions ``(N, K, 2)`` against ``dataset.annotations()``-style ground truth ``gt``."""
-    from hourglass.metrics import bbox_size, coco_keypoint_eval, keypoint_pck_accuracy, mpii_pckh_report
+    from hourglass.metrics import (
+        bbox_size,
+        coco_keypoint_eval,
+        keypoint_pck_accuracy,
+        lsp_pck,
+        lsp_torso_size,
+        mpii_pckh_report,
+    )
 
     skeleton = dataset.skeleton
     head = np.asarray(gt["head_size"], dtype=np.float64)
@@ -163,6 +181,11 @@ def score(
         results = coco_results(keypoints, scores, gt, dataset.category["id"])
         stats = coco_keypoint_eval(dataset.coco.dataset, results, skeleton.sigmas, source=dataset.source)
         return EvalResult("coco", stats, {"COCO OKS": stats}, keypoints, scores)
+    if skeleton.joint_names == LSP_14.joint_names:
+        table = lsp_pck(keypoints, gt["keypoints"], visible, thr=0.2)
+        unscored = int((visible.any(axis=1) & ~(lsp_torso_size(gt["keypoints"], visible) > 0)).sum())
+        summary = {"pck@0.2": table["Mean"]}
+        return EvalResult("lsp", summary, {"PCK@0.2 (torso)": table}, keypoints, scores, unscored=unscored)
     boxes = bbox_size(gt["bbox"])
     if (boxes[visible.any(axis=1)] <= 0).any():
         raise DataError(

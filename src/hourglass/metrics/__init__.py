@@ -1,6 +1,7 @@
-"""Metrics as pure functions of arrays: PCK for any skeleton, MPII PCKh, COCO OKS AP/AR."""
+"""Metrics as pure functions of arrays: PCK for any skeleton, MPII PCKh, LSP PCK@0.2 of the torso, COCO OKS AP/AR."""
 
 from .coco import COCO_STATS, coco_keypoint_eval
+from .lsp import LSP_COLUMNS, lsp_pck, lsp_torso_size
 from .mpii import (
     PCKH_COLUMNS,
     PROTOCOLS,
@@ -15,6 +16,7 @@ from .pck import PCKResult, bbox_size, keypoint_distances, keypoint_pck_accuracy
 
 __all__ = [
     "COCO_STATS",
+    "LSP_COLUMNS",
     "PCKH_COLUMNS",
     "PROTOCOLS",
     "TOTAL_JOINTS",
@@ -23,6 +25,8 @@ __all__ = [
     "coco_keypoint_eval",
     "keypoint_distances",
     "keypoint_pck_accuracy",
+    "lsp_pck",
+    "lsp_torso_size",
     "mpii_head_size",
     "mpii_pckh",
     "mpii_pckh_per_joint",
