@@ -777,6 +777,88 @@ def weights_path(
     typer.echo(str(path))
 
 
+data_app = typer.Typer(
+    help="Published data sets (LSP, LSPet): list them, fetch, check and unpack them into the cache, show where.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+DataName = Annotated[str, typer.Argument(help="a name from `hourglass data list`")]
+
+
+@data_app.command("list")
+def data_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print every field of every row as one JSON list")] = False,
+) -> None:
+    """The table of published data sets, with what is in the cache ($HOURGLASS_HOME)."""
+    import json
+
+    from hourglass.checkpoint.datasets import data_table, describe_datasets
+    from hourglass.checkpoint.hub import cache_dir
+
+    rows = run_guarded(describe_datasets)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"published data sets (cache: {cache_dir()})")
+    cells = []
+    for row in rows:
+        typed = data_table()[row["name"]]
+        here = "unpacked" if row["unpacked"] else "archive" if row["cached_archive"] else "-"
+        hash_text = "none published" if typed.hash is None else f"{typed.hash[0]} {typed.hash[1]}"
+        annotations = f"{typed.annotations} {'x'.join(map(str, typed.shape))}"
+        cells.append((typed.name, f"{typed.count:,}", annotations, typed.url or "-", hash_text, here))
+    # the names to type are never cut, however narrow the terminal (the rest wrap, a URL anywhere)
+    for i, column in enumerate(("name", "images", "annotations", "archive", "hash", "here")):
+        if i == 0:
+            table.add_column(column, no_wrap=True, min_width=max((len(c[0]) for c in cells), default=len(column)))
+        else:
+            table.add_column(column, overflow="fold")
+    for c in cells:
+        table.add_row(*c)
+    console.print(table)
+
+
+@data_app.command("get")
+def data_get(
+    name: DataName,
+    force: Annotated[bool, typer.Option("--force", help="unpack it again, over the folder there")] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="take the archive from here instead (a copy: http(s)://, file:// or a file), checked alike"
+        ),
+    ] = None,
+) -> None:
+    """Fetch a data set's official archive, check it and unpack it into the cache; prints the folder."""
+    from hourglass.checkpoint.datasets import get_dataset
+
+    got = run_guarded(lambda: get_dataset(name, url=url, force=force))
+    row = got.row
+    what = f"{row.name}: {row.count:,} images and {row.annotations} {row.shape}"
+    said = f"unpacked into {got.path}" if got.fresh else f"already unpacked in {got.path} (--force unpacks it again)"
+    err_console.print(escape(f"{what} {said}"), highlight=False, soft_wrap=True)
+    if got.recipe:
+        err_console.print(
+            escape(f"recipe settings: {' '.join(f'--set {s}' for s in got.recipe)}\n  ({row.recipe_note})"),
+            highlight=False,
+            soft_wrap=True,
+        )
+    typer.echo(str(got.path))
+
+
+@data_app.command("path")
+def data_path(
+    name: DataName,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="the archive's place in the cache (put a copy fetched by other means)")
+    ] = False,
+) -> None:
+    """Where data set NAME is unpacked, or would be."""
+    from hourglass.checkpoint.datasets import archive_path, data_dir
+
+    typer.echo(str(run_guarded(lambda: archive_path(name) if archive else data_dir(name))))
+
+
 @app.command()
 def serve(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help=CHECKPOINT_HELP)],

@@ -22,6 +22,10 @@ Checks: the table's hash (a full sha256, a torch.hub sha256 prefix, an MD5) or, 
 sha256 must start with it, as ``torch.hub.load_state_dict_from_url(check_hash=True)`` checks). A cached
 file that fails its check is fetched again, once. Nothing fetched is loaded here: pickles are read later
 with ``torch.load(weights_only=True)`` by the converters, Torch7 files with ``torchfile``.
+
+The same table reader (:func:`read_table`, rows sharing :class:`Published`'s fields) and the same fetch
+(:func:`table_source`, :func:`fetch_source`) serve the published data sets of :mod:`.datasets`
+(``datasets.yaml``, ``hourglass data get``).
 """
 
 from __future__ import annotations
@@ -43,10 +47,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 
@@ -111,33 +115,38 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
-class Weights:
-    """One row of the table of published weights (``weights.yaml``; its header comment names every field)."""
+class Published:
+    """What every row of a table of published files says about its file (``weights.yaml``, ``datasets.yaml``):
+    where it is, the name it is kept under in the cache, and how it is checked."""
 
     name: str
-    kind: str
-    family: str
     url: str | None
     mirrors: tuple[str, ...]
     file: str
-    member: str | None
     hash: tuple[str, str] | None
     hash_note: str
     size: int | None
     max_size: int | None
-    preset: str | None
     page: str | None
     row: dict[str, Any] = field(repr=False, compare=False)
 
 
-def _row(entry: Any, index: int) -> Weights:
-    """A typed :class:`Weights` of table entry ``index``; a malformed one is a :class:`ConfigError` naming it."""
-    where = f"weights.yaml entry {index}"
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise ConfigError(f"{where}: expected a mapping with a string 'name'")
-    where = f"weights.yaml entry {entry['name']!r}"
-    if entry.get("kind") not in KINDS:
-        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {entry.get('kind')!r}")
+@dataclass(frozen=True)
+class Weights(Published):
+    """One row of the table of published weights (``weights.yaml``; its header comment names every field)."""
+
+    kind: str
+    family: str
+    member: str | None
+    preset: str | None
+
+
+def published_fields(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """The :class:`Published` fields of table ``entry`` (``where`` names it in errors), checked: URLs, hash.
+
+    Raises:
+        ConfigError: a URL that is not http(s):// or file://, a row with neither url nor file, a malformed hash.
+    """
     url, mirrors = entry.get("url"), tuple(entry.get("mirrors") or ())
     for u in (url, *mirrors) if url else mirrors:
         if not _is_url(u):
@@ -154,38 +163,61 @@ def _row(entry: Any, index: int) -> Weights:
         if not re.fullmatch(r"[0-9a-f]+", value) or (_HASHES[algo] and len(value) != _HASHES[algo]):
             raise ConfigError(f"{where}: {algo} {value!r} is not {_HASHES[algo] or 'some'} hex digits")
         check = (algo, value)
+    return {
+        "name": entry["name"],
+        "url": url,
+        "mirrors": mirrors,
+        "file": entry.get("file") or _url_file(url),
+        "hash": check,
+        "hash_note": str(entry.get("hash_note", "")),
+        "size": entry.get("size"),
+        "max_size": entry.get("max_size"),
+        "page": entry.get("page"),
+        "row": entry,
+    }
+
+
+def _row(entry: dict[str, Any], where: str) -> Weights:
+    """A typed :class:`Weights` of a ``weights.yaml`` entry; a malformed one is a :class:`ConfigError` naming it."""
+    if entry.get("kind") not in KINDS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {entry.get('kind')!r}")
     return Weights(
-        name=entry["name"],
+        **published_fields(entry, where),
         kind=entry["kind"],
         family=str(entry.get("family", "auto")),
-        url=url,
-        mirrors=mirrors,
-        file=entry.get("file") or _url_file(url),
         member=entry.get("member"),
-        hash=check,
-        hash_note=str(entry.get("hash_note", "")),
-        size=entry.get("size"),
-        max_size=entry.get("max_size"),
         preset=entry.get("preset"),
-        page=entry.get("page"),
-        row=entry,
     )
+
+
+R = TypeVar("R", bound=Published)
+
+
+def read_table(file: str, make_row: Callable[[dict[str, Any], str], R]) -> dict[str, R]:
+    """The rows of the package-data table ``file`` beside this module, by name, in file order: a YAML list of
+    mappings, each with a string ``name`` not used before, typed by ``make_row(entry, where)`` (``where``
+    names the entry in errors).
+
+    Raises:
+        ConfigError: not a list, an entry without a name, a name twice, or whatever ``make_row`` refuses.
+    """
+    entries = yaml.safe_load((importlib.resources.files("hourglass") / "checkpoint" / file).read_text())
+    if not isinstance(entries, list):
+        raise ConfigError(f"{file}: expected a list of rows")
+    table: dict[str, R] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"{file} entry {i}: expected a mapping with a string 'name'")
+        if entry["name"] in table:
+            raise ConfigError(f"{file}: the name {entry['name']!r} appears twice")
+        table[entry["name"]] = make_row(entry, f"{file} entry {entry['name']!r}")
+    return table
 
 
 @functools.cache
 def weights_table() -> dict[str, Weights]:
     """The table of published weights, by name (read once from the package data ``weights.yaml``)."""
-    text = (importlib.resources.files("hourglass") / "checkpoint" / "weights.yaml").read_text()
-    entries = yaml.safe_load(text)
-    if not isinstance(entries, list):
-        raise ConfigError("weights.yaml: expected a list of rows")
-    table: dict[str, Weights] = {}
-    for i, entry in enumerate(entries):
-        row = _row(entry, i)
-        if row.name in table:
-            raise ConfigError(f"weights.yaml: the name {row.name!r} appears twice")
-        table[row.name] = row
-    return table
+    return read_table("weights.yaml", _row)
 
 
 def list_weights(kind: str | None = None) -> list[str]:
@@ -210,7 +242,7 @@ class Source:
     max_size: int | None
     member: str | None
     family: str
-    row: Weights | None = None
+    row: Published | None = None
 
     @property
     def archive(self) -> bool:
@@ -243,6 +275,29 @@ def similar_names(source: str, names: Iterable[str], limit: int = 4) -> list[str
     return list(dict.fromkeys([*difflib.get_close_matches(source, names, n=limit, cutoff=0.4), *sharing]))[:limit]
 
 
+def table_source(
+    row: Published, urls: Iterable[str] | None = None, member: str | None = None, family: str = "auto"
+) -> Source:
+    """The :class:`Source` of a table row: its URL then its mirrors (or ``urls`` instead), kept under its name.
+
+    ``urls`` fetch the same file from elsewhere (a copy, a ``file://`` path): it is cached and checked as the
+    row's, under the row's name.
+    """
+    return Source(
+        label=row.name,
+        urls=tuple(urls) if urls is not None else tuple(u for u in (row.url, *row.mirrors) if u),
+        key=row.name,
+        file=row.file,
+        check=row.hash,
+        check_note=row.hash_note or "the table's hash",
+        size=row.size,
+        max_size=row.max_size,
+        member=member,
+        family=family,
+        row=row,
+    )
+
+
 def parse_source(source: str) -> Source:
     """The :class:`Source` a table name or a URL names.
 
@@ -253,19 +308,7 @@ def parse_source(source: str) -> Source:
     table = weights_table()
     if source in table:
         row = table[source]
-        return Source(
-            label=row.name,
-            urls=tuple(u for u in (row.url, *row.mirrors) if u),
-            key=row.name,
-            file=row.file,
-            check=row.hash,
-            check_note=row.hash_note or "the table's hash",
-            size=row.size,
-            max_size=row.max_size,
-            member=row.member,
-            family=row.family,
-            row=row,
-        )
+        return table_source(row, member=row.member, family=row.family)
     if not _is_url(source):
         close = similar_names(source, table)
         raise CheckpointError(
@@ -315,7 +358,7 @@ def fetch(source: str, member: str | None = None, *, settings: TransferSettings 
     """
     settings = settings or TransferSettings.from_env()
     src = parse_source(str(source))
-    raw = _cached_or_fetched(src, settings)
+    raw = fetch_source(src, settings)
     if src.archive or member is not None:
         return _extract(src, raw, member or src.member, settings)
     return raw
@@ -341,8 +384,13 @@ def _refuse_detector(source: str) -> None:
         )
 
 
-def _cached_or_fetched(src: Source, settings: TransferSettings) -> Path:
-    """The raw file of ``src``: the cached one when it passes its check, else fetched (a failing one once more)."""
+def fetch_source(src: Source, settings: TransferSettings) -> Path:
+    """The raw file of ``src`` in the cache (:func:`download_path`): the cached one when it passes its check,
+    else fetched (a failing one once more), resuming a ``.part`` left by a cut transfer.
+
+    Raises:
+        FetchError: as :func:`fetch` says.
+    """
     dest = download_path(src)
     with _locked(dest):
         if dest.is_file():
