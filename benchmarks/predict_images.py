@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from hourglass.checkpoint.io import save_checkpoint
-from hourglass.data.synthetic import write_synthetic
 from hourglass.inference.predictor import Predictor
 from hourglass.models import create_model
+from hourglass.synthetic.figures import write_synthetic
 
 
 def main() -> None:

@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=160)
     args = parser.parse_args()
     from hourglass.checkpoint.io import save_checkpoint
-    from hourglass.data.synthetic_video import write_synthetic_video
     from hourglass.models import create_model
+    from hourglass.synthetic.video import write_synthetic_video
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -54,7 +54,7 @@ def cpu_name() -> str:
 
 
 def write_video(path: Path, frames: int, height: int, width: int) -> Path:
-    from hourglass.data.synthetic_video import SyntheticVideo
+    from hourglass.synthetic.video import SyntheticVideo
 
     video = SyntheticVideo("side-by-side", size=(height, width), num_frames=frames)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, (width, height))

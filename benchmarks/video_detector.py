@@ -63,11 +63,11 @@ def main() -> None:
         root = Path(tmp)
         os.environ["HOURGLASS_HOME"] = str(root / "home")
         from detector_nets import ARCHS, build, export_end2end
-        from hourglass.data.synthetic_video import SyntheticVideo
         from hourglass.inference.predictor import Predictor
         from hourglass.people.boxes import BoxChoice
         from hourglass.people.detect import PersonDetector
         from hourglass.predict import _Bar
+        from hourglass.synthetic.video import SyntheticVideo
         from hourglass.video.sources import video_source
         from hourglass.video.stream import StreamOptions, StreamRun
 

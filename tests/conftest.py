@@ -18,8 +18,8 @@ from torch import nn
 # ``shared/data`` beside the repository (``/work/main`` -> ``/work/shared/data``); HOURGLASS_SHARED_DATA
 # names it where the checkout sits elsewhere (a git worktree, another machine).
 from hourglass.checkpoint.io import save_checkpoint
-from hourglass.data import write_synthetic
 from hourglass.models import StackedHourglass, create_model
+from hourglass.synthetic import write_synthetic
 
 SHARED_DATA = Path(
     os.environ.get("HOURGLASS_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from hourglass.checkpoint.io import save_checkpoint
 from hourglass.cli import app
-from hourglass.data import write_synthetic
 from hourglass.models import create_model, list_models
+from hourglass.synthetic import write_synthetic
 
 SPEC = {"name": "hg2", "kwargs": {"num_channels": 16, "depth": 2, "num_joints": 16}}
 DATA = {"input_size": [64, 64], "heatmap_size": [16, 16], "sigma": 1.0}

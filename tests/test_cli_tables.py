@@ -48,8 +48,8 @@ def test_a_table_that_fits_keeps_its_columns() -> None:
 
 def test_cli_eval_prints_a_custom_skeleton_row_per_joint(tmp_path: Path, make_config) -> None:
     from hourglass.checkpoint.meta import CheckpointMeta
-    from hourglass.data import write_synthetic
     from hourglass.data.build import build_dataset
+    from hourglass.synthetic import write_synthetic
 
     root = write_synthetic(tmp_path / "coco", 4, format="coco", seed=4, image_size=(64, 64))
     doc = json.loads((root / "annotations.json").read_text())

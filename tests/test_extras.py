@@ -143,9 +143,9 @@ def test_torch7_conversion_needs_the_torch7_extra(monkeypatch, tmp_path: Path) -
 
 
 def test_coco_features_need_the_coco_extra(monkeypatch, tmp_path: Path) -> None:
-    from hourglass.data import write_synthetic
     from hourglass.data.coco import load_coco
     from hourglass.metrics.coco import coco_keypoint_eval
+    from hourglass.synthetic import write_synthetic
 
     data = write_synthetic(tmp_path / "coco", 2, format="coco", seed=0, image_size=(64, 64))
     hide(monkeypatch, "pycocotools")

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from hourglass.checkpoint.io import save_checkpoint, save_training_state
-from hourglass.data import write_synthetic
 from hourglass.files import atomic_write, make_temp_dir
 from hourglass.models import create_model
+from hourglass.synthetic import write_synthetic
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])

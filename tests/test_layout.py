@@ -22,11 +22,11 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"models", "checkpoint", "inference"},
     "cli": {
         "__init__",  # __version__ for --version
-        *("demo", "predict", "training", "evaluation", "inference", "serve"),
+        *("demo", "predict", "training", "evaluation", "inference", "serve", "synthetic"),
         *("checkpoint", "data", "models", "metrics", "config", "errors"),
     },
     "demo": {  # `hourglass demo`: wires training, evaluation and pictures, beside the CLI
-        *("training", "evaluation", "visualize"),
+        *("training", "evaluation", "visualize", "synthetic"),
         *("checkpoint", "data", "models", "config", "device", "files", "errors"),
     },
     "predict": {  # `hourglass predict`: pictures and videos in, keypoints files and overlays out
@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "video": {"inference", "people", "visualize", "data", "files", "errors"},  # frame sources, the pipeline
     "inference": {  # the Predictor and its runtimes: a network on pictures
         "people",  # the people of a picture (boxes, a detector) that the Predictor crops
+        "synthetic",  # bench --accuracy's held-out figures
         *("checkpoint", "data", "models", "metrics", "config", "device", "files", "extras", "errors"),
         "peak",  # bench's share of peak
     },
@@ -50,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "visualize": {"data", "files", "errors"},  # skeletons, boxes and montages drawn on pictures
     "peak": {"device", "errors"},  # the machine's peak convolution, shared by both benches
     "checkpoint": {"data", "models", "config", "files", "extras", "errors"},
+    "synthetic": {"data", "metrics", "files", "errors"},  # figures drawn here; metrics: the MPII head size
     "data": {"metrics", "config", "files", "extras", "errors"},  # metrics: the MPII head size
     "metrics": {"extras", "errors"},  # extras: pycocotools for COCO AP
     "losses": {"errors"},

@@ -115,7 +115,7 @@ def spread_sizes(args: list[str], option: str = SIZE_OPTION) -> list[str]:
 
 def size_numbers(values: list[str] | None, option: str = SIZE_OPTION) -> tuple[int, ...] | None:
     """The numbers given to ``option`` (None when it was not given); the library checks their count
-    (:func:`hourglass.models.summary.image_size`, :func:`hourglass.data.synthetic.write_synthetic`).
+    (:func:`hourglass.models.summary.image_size`, :func:`hourglass.synthetic.figures.write_synthetic`).
 
     Raises:
         ConfigError: a value that is not a whole number.
@@ -394,7 +394,7 @@ def synth(
 ) -> None:
     """Write synthetic figures (MPII_16 joints) as real image files with COCO or MPII annotations, or videos."""
     if video:
-        from hourglass.data.synthetic_video import VIDEO_SCENARIOS, VIDEO_SIZE, write_synthetic_video
+        from hourglass.synthetic.video import VIDEO_SCENARIOS, VIDEO_SIZE, write_synthetic_video
 
         def video_go() -> Path:
             size = size_numbers(image_size, IMAGE_SIZE_OPTION) or VIDEO_SIZE
@@ -404,7 +404,7 @@ def synth(
         names = ", ".join(f"{s}.mp4" for s in VIDEO_SCENARIOS)
         console.print(f"wrote {names} with their .truth.json and .boxes.json to {path}", highlight=False)
         return
-    from hourglass.data.synthetic import write_synthetic
+    from hourglass.synthetic.figures import write_synthetic
 
     def go() -> Path:
         if num is None:

@@ -66,7 +66,7 @@ def synthesize_splits(cfg: Config, num_train: int, num_val: int, seed: int, log:
 
     The splits use seeds ``seed`` and ``seed + 1``: disjoint figures. Existing splits are replaced.
     """
-    from hourglass.data.synthetic import write_synthetic
+    from hourglass.synthetic.figures import write_synthetic
 
     for split, num, s in (("train", num_train, seed), ("val", num_val, seed + 1)):
         sp = getattr(cfg.data, split)

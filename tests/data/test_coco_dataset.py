@@ -119,7 +119,8 @@ def test_mpii_only_use_runs_without_pycocotools(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['pycocotools'] = sys.modules['pycocotools.coco'] = None\n"
         "import hourglass.cli, hourglass.training.loop, hourglass.evaluation.evaluate\n"
-        "from hourglass.data import HeatmapCodec, MPIIDataset, write_synthetic\n"
+        "from hourglass.data import HeatmapCodec, MPIIDataset\n"
+        "from hourglass.synthetic import write_synthetic\n"
         f"write_synthetic({str(d)!r}, 2, format='mpii')\n"
         f"ds = MPIIDataset({str(d / 'annotations.json')!r}, {str(d)!r}, HeatmapCodec((64, 64)))\n"
         "assert len(ds) == 2 and ds[0]['image'].shape == (3, 64, 64)\n"

@@ -112,7 +112,7 @@ def test_eval_writes_json_and_refuses_other_checkpoints(tmp_path: Path, make_con
 
 def test_coco_format_is_scored_with_oks_ap(tmp_path: Path, make_config) -> None:
     """A COCO-format split of a custom skeleton with OKS sigmas (and no head boxes) is scored by COCOeval."""
-    from hourglass.data import write_synthetic
+    from hourglass.synthetic import write_synthetic
 
     root = write_synthetic(tmp_path / "coco", 6, format="coco", seed=4, image_size=(64, 64))
     doc = json.loads((root / "annotations.json").read_text())

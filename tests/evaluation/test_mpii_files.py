@@ -137,7 +137,7 @@ def test_cli_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_synthetic_gt_valid_from_the_data_writer(tmp_path: Path) -> None:
     """``hourglass synth --format mpii`` writes a gt_valid.mat (long joint names) that scores as expected."""
-    from hourglass.data import write_synthetic
+    from hourglass.synthetic import write_synthetic
 
     root = write_synthetic(tmp_path / "figs", 3, format="mpii", image_size=(64, 64))
     gt = read_mpii_ground_truth(root / "gt_valid.mat")

@@ -103,8 +103,8 @@ def test_import_hourglass_stays_light() -> None:
 def test_predictor_agrees_with_evaluation_on_dataset_boxes(tmp_path: Path) -> None:
     """Same network, same boxes: Predictor on image files gives the keypoints that evaluation computes."""
     from hourglass.data.coco import COCOKeypoints
-    from hourglass.data.synthetic import write_synthetic
     from hourglass.evaluation.evaluate import predict_keypoints
+    from hourglass.synthetic.figures import write_synthetic
 
     root = write_synthetic(tmp_path / "figs", 3, "coco", image_size=(96, 128))
     codec = HeatmapCodec((64, 64), (16, 16), sigma=2.0)

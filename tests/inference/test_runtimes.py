@@ -8,13 +8,13 @@ import torch
 
 from hourglass.data import HeatmapCodec
 from hourglass.data.dataset import predict_dataset
-from hourglass.data.synthetic import SyntheticFigures
 from hourglass.device import usable_cores
 from hourglass.errors import InputError
 from hourglass.inference.accuracy import accuracy_cost
 from hourglass.inference.runtimes import Runtime, calibration_batches, create_runtime
 from hourglass.metrics import TOTAL_JOINTS, keypoint_pck_accuracy, mpii_pckh
 from hourglass.models import StackedHourglass
+from hourglass.synthetic.figures import SyntheticFigures
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hourglass.data.synthetic_video import SyntheticVideo
 from hourglass.errors import ConfigError
 from hourglass.people.smooth import OneEuro
+from hourglass.synthetic.video import SyntheticVideo
 
 NOISE = 2.0  # pixels, standard deviation, on each coordinate
 

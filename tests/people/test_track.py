@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hourglass.data import MPII_16, get_skeleton
-from hourglass.data.synthetic_video import VIDEO_SCENARIOS, SyntheticVideo
 from hourglass.people.track import MPII_SIGMAS, Tracker, identity_switches, oks_sigmas
+from hourglass.synthetic.video import VIDEO_SCENARIOS, SyntheticVideo
 
 
 def _follow(video: SyntheticVideo, tracker: Tracker, with_boxes: bool = True) -> tuple[int, dict[int, list[int]]]:

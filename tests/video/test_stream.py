@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from hourglass.checkpoint.io import save_checkpoint
 from hourglass.cli import app
 from hourglass.data import MPII_16
-from hourglass.data.synthetic_video import SyntheticVideo, moving_blobs, write_synthetic_video
 from hourglass.errors import ConfigError
 from hourglass.inference.predictor import Poses
 from hourglass.models import create_model
 from hourglass.people.smooth import OneEuro
 from hourglass.people.track import identity_switches
 from hourglass.predict import predict_files
+from hourglass.synthetic.video import SyntheticVideo, moving_blobs, write_synthetic_video
 from hourglass.video.stream import draw_people, pose_box
 from hourglass.visualize import track_colour
 

@@ -1,4 +1,5 @@
-"""Keypoint data: skeletons, heatmap codec, transforms, datasets and synthetic figures (never imports models)."""
+"""Keypoint data: skeletons, heatmap codec, transforms, the datasets of real files (MPII, COCO, LSP) (never imports
+models). The figures the project draws itself are :mod:`hourglass.synthetic`'s."""
 
 from hourglass.errors import DataError
 
@@ -21,7 +22,6 @@ from .skeletons import (
     recognise_skeleton,
     skeleton_spec,
 )
-from .synthetic import SyntheticFigures, render_figure, sample_figure, write_synthetic
 from .transforms import (
     Augmentation,
     AugmentParams,
@@ -52,7 +52,6 @@ __all__ = [
     "MPIIDataset",
     "Record",
     "Skeleton",
-    "SyntheticFigures",
     "box_to_center_scale",
     "check_record",
     "collate",
@@ -68,11 +67,8 @@ __all__ = [
     "mirror_matrix",
     "read_lsp_joints",
     "recognise_skeleton",
-    "render_figure",
-    "sample_figure",
     "skeleton_spec",
     "transform_points",
     "warp_image",
     "worker_init_fn",
-    "write_synthetic",
 ]

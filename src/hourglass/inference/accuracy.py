@@ -51,7 +51,8 @@ def accuracy_cost(
     Args:
         candidate, reference: ``images (B, 3, H, W) -> heatmaps (B, 16, h, w)`` (e.g. :class:`Runtime`).
         dataset: a validation :class:`~hourglass.data.dataset.KeypointDataset` of MPII's 16 joints without
-            augmentation whose records have head sizes (MPII, or :class:`~hourglass.data.synthetic.SyntheticFigures`).
+            augmentation whose records have head sizes (MPII, or
+            :class:`~hourglass.synthetic.figures.SyntheticFigures`).
         batch_size: crops per call.
 
     Raises:

@@ -136,10 +136,10 @@ def conv_peak_gflops(precision: str) -> tuple[float, str]:
 
 
 def synthetic_validation(meta: CheckpointMeta, input_size: tuple[int, int], num: int, seed: int = 1000) -> Any:
-    """A :class:`~hourglass.data.synthetic.SyntheticFigures` set with the checkpoint's codec at ``input_size``
+    """A :class:`~hourglass.synthetic.figures.SyntheticFigures` set with the checkpoint's codec at ``input_size``
     (its heatmap size kept when the input size is the checkpoint's, else a quarter of ``input_size``)."""
     from hourglass.data import HeatmapCodec
-    from hourglass.data.synthetic import SyntheticFigures
+    from hourglass.synthetic.figures import SyntheticFigures
 
     codec = meta.codec
     if codec is None or codec.input_size != tuple(input_size):

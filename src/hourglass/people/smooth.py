@@ -8,7 +8,7 @@ lag). Units here: positions in image pixels, time in seconds at the source's fra
 speed is that of the joint (the length of its ``(x, y)`` velocity), itself low-passed at ``d_cutoff``.
 
 Defaults (:data:`MIN_CUTOFF`, :data:`BETA`, :data:`D_CUTOFF`) were chosen on the synthetic walkers of
-:mod:`hourglass.data.synthetic_video` with 2 px of noise on every joint at 25 frames/s (see ``docs/PREDICT.md``).
+:mod:`hourglass.synthetic.video` with 2 px of noise on every joint at 25 frames/s (see ``docs/PREDICT.md``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synthetic videos with identities: the figures of :mod:`hourglass.data.synthetic` walking through a static
+"""Synthetic videos with identities: the figures of :mod:`hourglass.synthetic.figures` walking through a static
 scene, with per-frame ground truth (who is where: ``track_id``, box, keypoints), to test tracking, smoothing and
 the video pipeline without any download.
 
@@ -30,11 +30,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hourglass.data.skeletons import MPII_16
 from hourglass.errors import DataError
 from hourglass.files import make_temp_dir, replace_folder
 
-from .skeletons import MPII_16
-from .synthetic import (
+from .figures import (
     L_ANK,
     L_ELB,
     L_HIP,

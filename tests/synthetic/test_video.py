@@ -12,15 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from hourglass.cli import app
-from hourglass.data.synthetic_video import (
+from hourglass.errors import DataError
+from hourglass.people.boxes import box_iou
+from hourglass.synthetic.video import (
     OCCLUDED_FRAMES,
     VIDEO_SCENARIOS,
     SyntheticVideo,
     moving_blobs,
     write_synthetic_video,
 )
-from hourglass.errors import DataError
-from hourglass.people.boxes import box_iou
 
 
 @pytest.fixture(scope="module")

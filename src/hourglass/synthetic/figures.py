@@ -27,14 +27,13 @@ import cv2
 import numpy as np
 import scipy.io
 
+from hourglass.data.codec import HeatmapCodec
+from hourglass.data.dataset import KeypointDataset, Record
+from hourglass.data.skeletons import MPII_16, MPII_FILE_JOINTS
+from hourglass.data.transforms import Augmentation, box_to_center_scale
 from hourglass.errors import DataError
 from hourglass.files import make_temp_dir, replace_folder
 from hourglass.metrics.mpii import mpii_head_size
-
-from .codec import HeatmapCodec
-from .dataset import KeypointDataset, Record
-from .skeletons import MPII_16, MPII_FILE_JOINTS
-from .transforms import Augmentation, box_to_center_scale
 
 # MPII_16 indices
 R_ANK, R_KNE, R_HIP, L_HIP, L_KNE, L_ANK, PELVIS, THORAX, NECK, HEAD, R_WRI, R_ELB, R_SHO, L_SHO, L_ELB, L_WRI = range(
