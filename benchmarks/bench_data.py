@@ -20,16 +20,8 @@ import cv2
 import numpy as np
 import torch
 
-from hourglass.data import (
-    MPII_16,
-    Augmentation,
-    HeatmapCodec,
-    KeypointDataset,
-    Record,
-    SyntheticFigures,
-    render_figure,
-    sample_figure,
-)
+from hourglass.data import MPII_16, Augmentation, HeatmapCodec, KeypointDataset, Record
+from hourglass.synthetic import SyntheticFigures, render_figure, sample_figure
 
 
 def per_call(fn: Callable[[int], object], calls: int, repeat: int) -> float:

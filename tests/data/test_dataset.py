@@ -17,13 +17,13 @@ from hourglass.data import (
     HeatmapCodec,
     KeypointDataset,
     Record,
-    SyntheticFigures,
     collate,
     flip_keypoints,
     get_affine_matrix,
     transform_points,
     worker_init_fn,
 )
+from hourglass.synthetic import SyntheticFigures
 
 CODEC = HeatmapCodec((64, 64), (16, 16), sigma=1.0)
 

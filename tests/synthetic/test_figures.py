@@ -17,14 +17,11 @@ from hourglass.data import (
     DataError,
     HeatmapCodec,
     MPIIDataset,
-    SyntheticFigures,
     get_affine_matrix,
-    render_figure,
-    sample_figure,
     transform_points,
-    write_synthetic,
 )
-from hourglass.data import synthetic as synthetic_module
+from hourglass.synthetic import SyntheticFigures, render_figure, sample_figure, write_synthetic
+from hourglass.synthetic import figures as synthetic_module
 
 CODEC = HeatmapCodec((128, 128), (32, 32))
 
