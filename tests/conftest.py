@@ -157,6 +157,31 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _run_synth(*args: str) -> None:
+    from typer.testing import CliRunner
+
+    from hourglass.cli import app
+
+    result = CliRunner().invoke(app, ["synth", *args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="session")
+def synth_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 synthetic figures (seed 7) in COCO format, written once per session by the real ``hourglass synth``."""
+    out = tmp_path_factory.mktemp("synth") / "coco"
+    _run_synth("--out", str(out), "--num", "12", "--format", "coco", "--seed", "7")
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_mpii(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same 12 figures in MPII format (``annotations.json``, ``gt_valid.mat``), by ``hourglass synth``."""
+    out = tmp_path_factory.mktemp("synth") / "mpii"
+    _run_synth("--out", str(out), "--num", "12", "--format", "mpii", "--seed", "7")
+    return out
+
+
 def tiny_config(data: Path, out: Path, **sections: dict) -> dict:
     """A config dict for a 1-stack, 16-channel, depth-2 hourglass at 64x64 on ``data``; ``sections`` override."""
     cfg = {
