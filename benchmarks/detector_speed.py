@@ -1,6 +1,7 @@
 """CPU speed of the published person detectors, rebuilt with random weights (speed does not depend on them).
 
 Usage: python benchmarks/detector_speed.py [--models rtmdet-nano yolox-tiny yolox-m rtmdet-m yolox-x]
+                                           [--files DETECTOR.onnx ...] [--picture PHOTO.jpg]
                                            [--runtimes onnxruntime:fp32 openvino:fp32 openvino:bf16]
                                            [--pose hg2 --pose-runtimes eager:fp32 openvino:bf16]
                                            [--rounds 5] [--calls 4] [--width 1280 --height 720] [--json OUT]
@@ -13,6 +14,11 @@ and run by :class:`hourglass.people.detect.PersonDetector` on a ``--width x --he
 ``--detector`` call. Rounds go over every model and runtime in turn (``--calls`` timed calls each, after one
 untimed call), so that a load that comes and goes on a shared machine falls on all of them; the median of the
 rounds is reported, and each time as a multiple of the fastest one.
+
+``--files`` also times ONNX detector files as they are (real weights: either layout :mod:`hourglass.people.detect`
+reads, so Megvii's undecoded YOLOX output with its decoding and suppression in numpy too); ``--models`` with no
+name times only them. ``--picture`` times a photo resized to ``--width x --height`` (people for the real weights
+to find) instead of noise.
 
 ``--pose MODEL`` also times the pose network in the same rounds, as ``hourglass predict`` runs it on one person:
 an untrained preset (``hg2``) at 256 x 256 through ``hourglass.inference.runtimes.create_runtime``, on a batch of
@@ -51,7 +57,9 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["rtmdet-nano", "yolox-tiny", "yolox-m", "rtmdet-m", "yolox-x"])
+    parser.add_argument("--models", nargs="*", default=["rtmdet-nano", "yolox-tiny", "yolox-m", "rtmdet-m", "yolox-x"])
+    parser.add_argument("--files", nargs="*", type=Path, default=[], help="also time these ONNX detector files")
+    parser.add_argument("--picture", type=Path, default=None, help="a photo resized to --width x --height")
     parser.add_argument("--runtimes", nargs="+", default=["onnxruntime:fp32"])
     parser.add_argument("--pose", default=None, help="also time this pose preset on one person (flip test)")
     parser.add_argument("--pose-runtimes", nargs="+", default=["eager:fp32", "openvino:bf16"])
@@ -61,8 +69,21 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
+    if args.picture is not None:
+        import cv2
+
+        bgr = cv2.resize(cv2.imread(str(args.picture)), (args.width, args.height), interpolation=cv2.INTER_LINEAR)
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    else:
+        rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
     calls: dict[tuple[str, str], Callable[[], object]] = {}
+    sizes = {name: ARCHS[name]["size"] for name in args.models}
+    for path in args.files:
+        for spec in args.runtimes:
+            runtime, precision = spec.split(":")
+            detector = PersonDetector(path, runtime=runtime, precision=precision)
+            calls[path.name, spec] = functools.partial(detector, rgb)
+            sizes[path.name] = detector.input_size[0]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             family = "rtmdet" if name.startswith("rtmdet") else "yolox"
@@ -93,9 +114,12 @@ def main() -> None:
     medians = {key: statistics.median(ms) for key, ms in times.items()}
     fastest = min(medians.values())
     rows = []
-    print(f"CPU: {cpu_name()}; picture {args.width}x{args.height}; ms per call, median of {args.rounds} rounds")
+    shown = args.picture.name if args.picture is not None else "noise"
+    print(
+        f"CPU: {cpu_name()}; picture {shown} at {args.width}x{args.height}; ms per call, median of {args.rounds} rounds"
+    )
     for (name, spec), ms in medians.items():
-        size = ARCHS[name]["size"] if name in ARCHS else 256
+        size = sizes.get(name, 256)
         row = {"model": name, "runtime": spec, "input": size, "ms": round(ms, 1), "x_fastest": round(ms / fastest, 2)}
         row["rounds_ms"] = [round(t, 1) for t in times[name, spec]]
         rows.append(row)

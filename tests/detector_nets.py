@@ -15,6 +15,9 @@ network does not depend on its weights, and the layout of its file is what the d
   when it runs, input ``input (1, 3, H, W)``.
 - :class:`BrightBox`: a hand-made "detector" in the same layout that finds the bright rectangle of a picture,
   so that the tests know where the box must land in the picture's pixels.
+- :class:`FixedOutput` and :func:`export_fixed`: a graph in the layout of Megvii's own YOLOX export
+  (``tools/export_onnx.py``: input ``images``, one output ``output (1, A, 5 + C)``, not decoded) that answers a
+  given tensor whatever the picture, so that the tests know every number the decoding reads.
 """
 
 from __future__ import annotations
@@ -327,15 +330,33 @@ class BrightBox(nn.Module):
         return dets, labels
 
 
-def export_onnx(net: nn.Module, size: int, path: Path, outputs: list[str]) -> None:
-    """``torch.onnx.export`` of ``net`` at input ``(1, 3, size, size)``, input named ``input``."""
+class FixedOutput(nn.Module):
+    """A "detector" whose one output is ``table`` ``(1, A, 5 + C)`` (plus 0 times the input, so that the graph reads
+    its input as a real one does)."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table.to(torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table + 0.0 * x.mean()
+
+
+def export_fixed(table: torch.Tensor, size: int, path: Path) -> Path:
+    """:class:`FixedOutput` at input ``size x size`` with the names of Megvii's export: ``images`` -> ``output``."""
+    export_onnx(FixedOutput(table), size, path, ["output"], input_name="images")
+    return path
+
+
+def export_onnx(net: nn.Module, size: int, path: Path, outputs: list[str], input_name: str = "input") -> None:
+    """``torch.onnx.export`` of ``net`` at input ``(1, 3, size, size)``, input named ``input_name``."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
             (torch.zeros(1, 3, size, size),),
             str(path),
-            input_names=["input"],
+            input_names=[input_name],
             output_names=outputs,
             dynamo=False,
             opset_version=17,

@@ -163,10 +163,13 @@ def test_the_table_is_complete_and_each_row_says_where_it_comes_from() -> None:
         assert row.url or row.page, row.name
         if row.kind == "pose":
             assert row.preset in list_models() and row.family in ("bearpaw", "princeton-vl", "torch7"), row.name
-        else:
-            assert row.family == "onnx" and row.member == "end2end.onnx" and row.url.endswith(".zip"), row.name
+        elif row.url.endswith(".zip"):  # openmmlab's onnx_sdk zips
+            assert row.family == "onnx" and row.member == "end2end.onnx", row.name
             assert row.hash is None  # the zips' name suffix is the .pth's hash, not the zip's
             assert hub.parse_source(row.name).archive
+        else:  # Megvii's YOLOX release: the .onnx itself
+            assert row.family == "onnx" and row.member is None and row.url.endswith(".onnx"), row.name
+            assert not hub.parse_source(row.name).archive
     assert table["bearpaw-hg2"].hash == ("sha256_prefix", "15e342d9")
     assert table["newell-hg8"].hash == ("md5", "0ddc66c047f442b43e8c0616aa09ee8b")
 
@@ -176,7 +179,9 @@ def test_a_name_not_in_the_table_is_answered_with_the_names_meant() -> None:
         CheckpointError, match=r"hg8-mpii: no such .* \(did you mean bearpaw-hg8, princeton-vl-hg8, newell-hg8\?\)"
     ):
         hub.parse_source("hg8-mpii")
-    with pytest.raises(CheckpointError, match=r"\(did you mean yolox-x-person, yolox-m-person\?\)"):
+    with pytest.raises(
+        CheckpointError, match=r"\(did you mean yolox-x-coco, yolox-s-coco, yolox-m-coco, yolox-l-coco\?\)"
+    ):
         hub.parse_source("yolox")
     for path in ("runs/demo/best.safetensors", "best.safetensors", "qqqq"):  # a missing file, nothing like a name
         with pytest.raises(CheckpointError) as err:

@@ -1,12 +1,15 @@
 """People in a picture: a published person detector (an ONNX file) run with ONNX Runtime, for ``hourglass predict
 --detector`` and ``Predictor(detector=...)``.
 
-The detectors are the ones rtmlib and mmpose pair with their pose models, as openmmlab publishes them: mmdeploy's
-``end2end.onnx`` inside the ``onnx_sdk`` zips named with a hash (``yolox_m_8xb8-300e_humanart-c2c7a14a.zip``,
-``rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e.zip``). Two families:
+Two kinds of file. The detectors rtmlib and mmpose pair with their pose models, as openmmlab publishes them:
+mmdeploy's ``end2end.onnx`` inside the ``onnx_sdk`` zips named with a hash (``yolox_m_8xb8-300e_humanart-c2c7a14a.zip``,
+``rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e.zip``), in two families:
 
 - **YOLOX** (Ge et al., 2021), trained by mmpose on Human-Art and COCO (people in photos and in art);
 - **RTMDet** (Lyu et al., 2022), trained by mmpose on COCO and Objects365 people.
+
+And Megvii's own YOLOX ONNX files (the ``yolox_nano.onnx`` ... ``yolox_x.onnx`` of the YOLOX release 0.1.1rc0,
+and whatever its ``tools/export_onnx.py`` writes), COCO's 80 classes, which end before any decoding (below).
 
 **Input** ``(1, 3, H, W)`` float32, as mmdetection's test pipeline makes it (rtmlib's ``preprocess`` restates it):
 the picture in **BGR** order, resized keeping its aspect ratio to fit ``H x W`` (mmcv's ``Resize(keep_ratio=True)``:
@@ -23,6 +26,24 @@ score first, ``N`` at most ``keep_top_k`` (100), with one all-zero row appended 
 :meth:`PersonDetector.detect` keeps the person rows of positive size, scales them back to the picture (divides by
 the resize factor of each axis, as mmdeploy's SDK does) and writes them ``(x, y, w, h)``: the boxes mmdetection
 would write into a COCO results file, so ``--detector`` gives what ``--boxes`` gives with that detector's results.
+
+**Megvii's output** (``yolox/models/yolo_head.py`` in eval mode; ``export_onnx.py`` sets
+``model.head.decode_in_inference`` False unless ``--decode_in_inference`` is given): one tensor ``(1, A, 5 + C)``,
+one row per anchor point, level by level (strides 8, 16, 32; a P6 model adds 64) and row by row within a level,
+``A = sum((H // s) * (W // s))`` (3549 at 416 x 416, 8400 at 640 x 640): ``(dx, dy, log w, log h)`` as the
+regression layer gives them, the objectness and the ``C`` class scores already through their sigmoid. The input is
+that of the YOLOX family here: BGR 0-255 on 114 at the top left (``yolox/data/data_augment.py``'s ``preproc``,
+which truncates the resized sides where mmcv rounds them; the files made before release 0.1.1rc0 wanted RGB
+normalised by ImageNet's mean and std, Megvii's ``--legacy``, and are not read). :func:`decode_yolox` decodes it
+as ``yolox/utils/demo_utils.py``'s ``demo_postprocess`` does: centre ``(dx + cell x, dy + cell y) * stride``,
+size ``exp(log w, log h) * stride``; a person's score is the objectness times the class-0 score (COCO's person; the
+only class of a one-class model); then what Megvii's ``demo/ONNXRuntime/onnx_inference.py`` keeps before drawing:
+scores above 0.1, overlaps above IoU 0.45 suppressed.
+Where we depart: the suppression is :func:`~hourglass.people.boxes.suppress_overlaps` among person boxes only
+(Megvii's class-aware ``multiclass_nms``; its demo runs the class-agnostic one, where a horse can suppress its
+rider), continuous areas instead of ``+ 1`` pixel. A graph exported with ``--decode_in_inference`` has the same
+shape with centres and sizes already in pixels; its values tell it apart (each centre lies near its own cell's
+place in pixels, where a raw offset lies near 0) and it is read without the grid and ``exp``.
 
 Then, as in mmpose's top-down demo (``--bbox-thr 0.3``, ``--nms-thr 0.3``), boxes scoring at or under
 ``box_threshold`` are dropped and overlapping ones suppressed (:func:`~hourglass.people.boxes.suppress_overlaps`).
@@ -53,13 +74,18 @@ __all__ = [
     "DetectorFamily",
     "PersonDetector",
     "decode_detections",
+    "decode_yolox",
     "letterbox",
     "open_detector",
+    "yolox_anchors",
 ]
 
 PAD_VALUE = 114  # mmdet's Pad(pad_val=dict(img=(114, 114, 114))) in the YOLOX and RTMDet test pipelines
 DYNAMIC_INPUT = (640, 640)  # (H, W) when the graph's input size is not fixed: rtmlib's default for both families
 PERSON = 0  # the person class index of these models (person-only models, and COCO's class 0)
+YOLOX_STRIDES = ((8, 16, 32), (8, 16, 32, 64))  # Megvii's demo_postprocess: strides, and with p6=True
+YOLOX_SCORE = 0.1  # Megvii's demo/ONNXRuntime/onnx_inference.py: multiclass_nms(..., score_thr=0.1)
+YOLOX_NMS = 0.45  # the same call's nms_thr
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,9 @@ DETECTORS: dict[str, str] = {
     "yolox-m-person": "yolox",
     "yolox-x-person": "yolox",
     "rtmdet-nano-person": "rtmdet",
+    "yolox-nano-person": "yolox",
+    "yolox-tiny-person": "yolox",
+    **{f"yolox-{size}-coco": "yolox" for size in ("nano", "tiny", "s", "m", "l", "darknet53", "x")},
 }
 """Published detectors by the name ``--detector`` takes (their files come from :func:`hourglass.checkpoint.hub.fetch`)
 and their family."""
@@ -96,18 +125,20 @@ def family_of(text: str) -> DetectorFamily | None:
 
 
 def letterbox(
-    rgb: np.ndarray, input_size: Sequence[int], family: DetectorFamily
+    rgb: np.ndarray, input_size: Sequence[int], family: DetectorFamily, truncate: bool = False
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """The network input ``(1, 3, H, W)`` float32 of an ``(h, w, 3)`` uint8 RGB picture, and the resize factors
     ``(sx, sy)`` (network pixels per picture pixel) of each axis.
 
-    BGR, resized keeping the aspect ratio (each side ``int(side * ratio + 0.5)``, at least 1), at the top left of an
-    ``H x W`` canvas of 114, normalised by the family's mean and std when it has them (the module docstring).
+    BGR, resized keeping the aspect ratio (each side ``int(side * ratio + 0.5)`` as mmcv rounds it, or with
+    ``truncate`` ``int(side * ratio)`` as Megvii's ``preproc`` does; at least 1), at the top left of an ``H x W``
+    canvas of 114, normalised by the family's mean and std when it has them (the module docstring).
     """
     H, W = int(input_size[0]), int(input_size[1])
     h, w = rgb.shape[:2]
     ratio = min(H / h, W / w)
-    new_w, new_h = max(1, min(W, int(w * ratio + 0.5))), max(1, min(H, int(h * ratio + 0.5)))
+    half = 0.0 if truncate else 0.5
+    new_w, new_h = max(1, min(W, int(w * ratio + half))), max(1, min(H, int(h * ratio + half)))
     canvas = np.full((H, W, 3), PAD_VALUE, dtype=np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     image = canvas[:, :, ::-1].astype(np.float32)  # RGB -> BGR
@@ -142,13 +173,90 @@ def decode_detections(
     return boxes[order], scores[order]
 
 
+def yolox_anchors(input_size: Sequence[int], strides: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The anchor points of a Megvii YOLOX output at input ``(H, W)``: cells ``(N, 2)`` ``(x, y)`` and strides
+    ``(N,)``, in the order of its rows (level by level, row-major; ``demo_postprocess``'s ``H // stride`` cells).
+
+    Example: ``yolox_anchors((416, 416), (8, 16, 32))[1].shape`` is ``(3549,)``.
+    """
+    cells, steps = [], []
+    for stride in strides:
+        ys, xs = np.mgrid[: int(input_size[0]) // stride, : int(input_size[1]) // stride]
+        cells.append(np.stack([xs.reshape(-1), ys.reshape(-1)], axis=1))
+        steps.append(np.full(xs.size, stride))
+    return np.concatenate(cells).astype(np.float64), np.concatenate(steps).astype(np.float64)
+
+
+def _yolox_strides(rows: int | None, input_size: Sequence[int]) -> tuple[int, ...] | None:
+    """The strides of :data:`YOLOX_STRIDES` whose anchor points number ``rows`` at ``input_size``, or None."""
+    for strides in YOLOX_STRIDES:
+        if rows == sum((int(input_size[0]) // s) * (int(input_size[1]) // s) for s in strides):
+            return strides
+    return None
+
+
+def decode_yolox(
+    output: np.ndarray, input_size: Sequence[int], scale: Sequence[float], width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes ``(N, 4)`` ``(x, y, w, h)`` in picture pixels and scores ``(N,)`` from Megvii's YOLOX output.
+
+    Args:
+        output: ``(1, A, 5 + C)``, one row per anchor point of :func:`yolox_anchors` (strides 8, 16, 32, or with 64
+            for a P6 model, told apart by ``A``): ``(dx, dy, log w, log h)``, objectness, ``C`` class scores in
+            ``[0, 1]``; or the same with centres and sizes in input pixels (``--decode_in_inference``).
+        input_size: ``(H, W)`` of the network input.
+        scale: ``(sx, sy)`` of :func:`letterbox`; boxes are divided by them.
+        width, height: the picture; rows of zero size or wholly outside it (the padding) are dropped.
+
+    Decoded as the module docstring says: objectness x class-0 score above 0.1, then overlaps above IoU 0.45 among
+    them suppressed (Megvii's ONNX demo), best score first. No ``box_threshold`` is applied here.
+
+    Raises:
+        InputError: ``A`` is not the anchor count of strides 8-32 or 8-64 at ``input_size``, or the scores are
+            outside ``[0, 1]`` (not a YOLOX head's sigmoid).
+    """
+    out = np.asarray(output)
+    strides = _yolox_strides(out.shape[1], input_size) if out.ndim == 3 and out.shape[0] == 1 else None
+    if strides is None or out.shape[2] < 6:
+        raise InputError(
+            f"expected YOLOX's output (1, A, 5 + classes) with A = {_anchor_counts(input_size)}, got {out.shape}"
+        )
+    rows = out[0].astype(np.float64)
+    if not (rows[:, 4:] >= -1e-3).all() or not (rows[:, 4:] <= 1 + 1e-3).all():
+        raise InputError("YOLOX's objectness and class scores must lie in [0, 1] (after the head's sigmoid)")
+    cells, steps = yolox_anchors(input_size, strides)
+    xy, wh = rows[:, :2], rows[:, 2:4]
+    steps = steps[:, None]
+    decoded = np.median(np.abs(xy / steps - cells - 0.5)) < np.median(np.abs(xy - 0.5))
+    if not decoded:
+        xy = (xy + cells) * steps
+        with np.errstate(over="ignore"):
+            wh = np.exp(wh) * steps
+    scores = rows[:, 4] * rows[:, 5 + PERSON]
+    boxes = np.concatenate([xy - wh / 2, wh], axis=1)
+    keep = (scores > YOLOX_SCORE) & np.isfinite(boxes).all(axis=1)
+    boxes, scores = boxes[keep], scores[keep]
+    kept = suppress_overlaps(boxes, scores, YOLOX_NMS)
+    boxes, scores = boxes[kept] / np.array([scale[0], scale[1], scale[0], scale[1]], np.float64), scores[kept]
+    usable = np.array([box_problem(b, width, height) is None for b in boxes], dtype=bool)
+    return boxes[usable].reshape(-1, 4), scores[usable]
+
+
+def _anchor_counts(input_size: Sequence[int]) -> str:
+    """``3549 (strides 8, 16, 32) or 3598 (P6: 8, 16, 32, 64) at 416 x 416``, for messages."""
+    H, W = int(input_size[0]), int(input_size[1])
+    counts = [sum((H // s) * (W // s) for s in strides) for strides in YOLOX_STRIDES]
+    return f"{counts[0]} (strides 8, 16, 32) or {counts[1]} (P6: 8, 16, 32, 64) at {H} x {W}"
+
+
 class PersonDetector:
-    """A person detector from a local ``.onnx`` file (mmdeploy's ``end2end.onnx``), run with ONNX Runtime or OpenVINO.
+    """A person detector from a local ``.onnx`` file (mmdeploy's ``end2end.onnx``, or Megvii's YOLOX export), run with
+    ONNX Runtime or OpenVINO. Which of the two it is comes from the graph's outputs (the module docstring).
 
     Args:
         path: the ONNX file.
-        family: ``"yolox"`` or ``"rtmdet"`` (how to prepare the input, the module docstring); None: the one the
-            path names (``yolox_m_8xb8-300e_humanart-c2c7a14a/end2end.onnx`` is YOLOX).
+        family: ``"yolox"`` or ``"rtmdet"`` (how to prepare the input, the module docstring); None: YOLOX for
+            Megvii's layout, else the one the path names (``yolox_m_8xb8-300e_humanart-c2c7a14a/end2end.onnx``).
         box_threshold: :meth:`__call__` keeps boxes scoring above it (mmpose's demo: 0.3).
         nms_threshold: then drops boxes overlapping a better one by IoU above it (mmpose's demo: 0.3).
         input_size: ``(H, W)`` of the network input when the graph leaves it open (default 640 x 640).
@@ -158,8 +266,8 @@ class PersonDetector:
 
     Raises:
         MissingExtraError: the runtime is not installed (naming its extra).
-        CheckpointError: a missing file, one the runtime cannot load, or a graph without mmdeploy's detection
-            outputs, naming the file and what was expected.
+        CheckpointError: a missing file, one the runtime cannot load, or a graph with neither mmdeploy's detection
+            outputs nor Megvii's YOLOX one, naming the file and what was expected.
         ConfigError: a family that is unknown or that the path does not name; an unknown runtime or precision.
 
     Example: ``boxes, scores = PersonDetector("yolox_m/end2end.onnx")(rgb)`` gives ``(N, 4)`` ``(x, y, w, h)``
@@ -178,7 +286,8 @@ class PersonDetector:
         threads: int | None = None,
     ) -> None:
         self.path = Path(path)
-        self.family = self._family(family)
+        if family is not None and family not in FAMILIES:
+            raise ConfigError(f"unknown detector family {family!r}; expected one of {', '.join(FAMILIES)}")
         self.box_threshold = float(box_threshold)
         self.nms_threshold = float(nms_threshold)
         if (runtime, precision) not in RUNTIMES:
@@ -189,13 +298,16 @@ class PersonDetector:
         inputs, outputs, compile_graph = loader(self.path, precision, threads)
         self.input_name, self.input_size = self._check_input(inputs, input_size)
         self.output_names = self._check_outputs(outputs)
+        # "mmdeploy" (dets and labels) or "megvii" (YOLOX's one undecoded output), as the graph's outputs say
+        self.layout = "megvii" if len(self.output_names) == 1 else "mmdeploy"
+        self.family = self._family(family)
         self._run = compile_graph(self.input_name, self.input_size, self.output_names)
 
     def _family(self, family: str | None) -> DetectorFamily:
         if family is not None:
-            if family not in FAMILIES:
-                raise ConfigError(f"unknown detector family {family!r}; expected one of {', '.join(FAMILIES)}")
             return FAMILIES[family]
+        if self.layout == "megvii":
+            return FAMILIES["yolox"]
         found = family_of(str(self.path))
         if found is None:
             raise ConfigError(
@@ -218,8 +330,9 @@ class PersonDetector:
             size = (fixed[0] or DYNAMIC_INPUT[0], fixed[1] or DYNAMIC_INPUT[1])
         return inputs[0][0], size
 
-    def _check_outputs(self, outputs: list[_Tensor]) -> tuple[str, str]:
-        """The names of ``dets`` ``(1, N, 5)`` and ``labels`` ``(1, N)`` (by name, else by shape)."""
+    def _check_outputs(self, outputs: list[_Tensor]) -> tuple[str, ...]:
+        """The names of ``dets`` ``(1, N, 5)`` and ``labels`` ``(1, N)`` (by name, else by shape), or of Megvii's one
+        output ``(1, A, 5 + C)`` whose ``A`` is the anchor count at the input size (checked when it runs if open)."""
         named = dict(outputs)
         if "dets" in named and "labels" in named:
             return "dets", "labels"
@@ -227,9 +340,15 @@ class PersonDetector:
         labels = [n for n, s in outputs if len(s) == 2]
         if len(dets) == 1 and len(labels) == 1:
             return dets[0], labels[0]
+        if len(outputs) == 1 and len(outputs[0][1]) == 3:
+            name, (batch, rows, row) = outputs[0]
+            anchors = rows is None or _yolox_strides(rows, self.input_size) is not None
+            if batch in (1, None) and (row is None or row >= 6) and anchors:
+                return (name,)
         got = ", ".join(f"{n} {_shown(s)}" for n, s in outputs)
         raise CheckpointError(
-            f"{self.path}: expected mmdeploy's detection outputs dets (1, N, 5) and labels (1, N), got {got}"
+            f"{self.path}: expected mmdeploy's detection outputs dets (1, N, 5) and labels (1, N), or YOLOX's one "
+            f"output (1, A, 5 + classes) with A = {_anchor_counts(self.input_size)}, got {got}"
         )
 
     @property
@@ -243,12 +362,18 @@ class PersonDetector:
 
         Raises:
             InputError: ``rgb`` is not an ``(h, w, 3)`` uint8 array.
-            CheckpointError: the network's outputs do not have the shapes of mmdeploy's (naming the file).
+            CheckpointError: the network's outputs do not have the shapes of mmdeploy's or Megvii's, or (Megvii's) its
+                scores are not in ``[0, 1]`` (naming the file).
         """
         arr = np.asarray(rgb)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
             raise InputError(f"detector input must be an (H, W, 3) uint8 RGB array, got {arr.dtype} {arr.shape}")
-        image, scale = letterbox(arr, self.input_size, self.family)
+        image, scale = letterbox(arr, self.input_size, self.family, truncate=self.layout == "megvii")
+        if self.layout == "megvii":
+            try:
+                return decode_yolox(self._run(image)[0], self.input_size, scale, arr.shape[1], arr.shape[0])
+            except InputError as err:
+                raise CheckpointError(f"{self.path}: {err}") from None
         dets, labels = (np.asarray(out) for out in self._run(image))
         if dets.ndim != 3 or dets.shape[0] != 1 or dets.shape[2] != 5 or labels.shape != dets.shape[:2]:
             raise CheckpointError(
