@@ -127,8 +127,9 @@ def test_predict_real_coco_photos_with_detector_boxes(
     above = [d for d in dets if d["score"] > BOX_THRESHOLD]
     # docs/PREDICT.md's counts: of 118 boxes, 85 score <= 0.3, 14 of the other 33 overlap a better one, 19 are kept
     assert (len(dets), len(dets) - len(above), len(above) - len(results), len(results)) == (118, 85, 14, 19)
-    printed = " ".join(result.output.split())  # rich may wrap the line
-    assert "boxes: 118 for these inputs, 85 scoring <= 0.3 and 14 overlapping a better one (IoU > 0.3)" in printed
+    printed = " ".join(result.output.split())
+    line = "boxes: 118 for these inputs, 85 scoring <= 0.3 and 14 overlapping a better one (IoU > 0.3) dropped"
+    assert line in result.output.splitlines(), result.output  # one line, also at CliRunner's 80 columns
     assert "19 people in 4 images" in printed
     best_iou, matched = [], set()  # the best IoU of each annotated person with a kept box; those boxes
     for image in truth["images"]:

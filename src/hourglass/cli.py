@@ -558,6 +558,7 @@ def predict(
             f"{report.boxes_low_score} scoring <= {box_threshold:g} "
             f"and {report.boxes_overlapping} overlapping a better one (IoU > {nms_threshold:g}) dropped",
             highlight=False,
+            soft_wrap=True,  # one line, however narrow the terminal (rich would break it at its width)
         )
     done = f"{report.people} people in {report.images} images"
     if report.videos or report.frames or report.broken_frames:
