@@ -439,9 +439,14 @@ _BY_NAME = {
 _SYNONYMS = {"top_head": "head_top", "head": "head_top", "upper_neck": "neck"}
 
 
-def _canonical(name: str) -> str:
-    """A joint name compared across files: lower case, ``_`` separators, ``left_``/``right_`` prefixes, head
-    and neck spellings unified (``top_head``/``head`` -> ``head_top``, ``upper_neck`` -> ``neck``)."""
+def canonical_joint_name(name: str) -> str:
+    """A joint name compared across files and skeletons: lower case, ``_`` separators, ``left_``/``right_``
+    prefixes, head and neck spellings unified (``top_head``/``head`` -> ``head_top``, ``upper_neck`` -> ``neck``).
+
+    Example:
+        >>> [canonical_joint_name(n) for n in ("l knee", "L_Knee", "left_knee", "upper_neck", "r ankle")]
+        ['left_knee', 'left_knee', 'left_knee', 'neck', 'right_ankle']
+    """
     side = _side(name)
     rest = side[1] if side else "_".join(t for t in re.split(r"[_\-. ]+", name.lower()) if t)
     rest = _SYNONYMS.get(rest, rest)
@@ -449,9 +454,12 @@ def _canonical(name: str) -> str:
 
 
 def _known_by_names(names: Sequence[str]) -> Skeleton | None:
-    wanted = tuple(_canonical(n) for n in names)
+    wanted = tuple(canonical_joint_name(n) for n in names)
     for known in KNOWN_SKELETONS:
-        if len(known.joint_names) == len(wanted) and tuple(_canonical(n) for n in known.joint_names) == wanted:
+        if (
+            len(known.joint_names) == len(wanted)
+            and tuple(canonical_joint_name(n) for n in known.joint_names) == wanted
+        ):
             return known
     return None
 
